@@ -1,0 +1,102 @@
+"""Keep the chapter notebooks consistent: the shared setup cell, and no stored outputs.
+
+Run ``python -m course_lib.notebook`` after editing `_about.REPO_URL` or adding a chapter: it
+rewrites the first code cell of every ``book/**/*.ipynb`` from `setup_cell_source` and
+strips outputs. ``--check`` only reports (the test suite runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ._about import BRANCH, REPO_URL
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_cell_source(seed: int = 0) -> str:
+    """The first code cell of every chapter: install on Colab only, then `course_lib.setup()`."""
+    return f'''# Setup, the same in every chapter. On Colab this installs the course first; elsewhere
+# the course is already installed (see "How to use this book").
+import os, subprocess, sys
+
+REPO_URL = "{REPO_URL}"  # written by `python -m course_lib.notebook` from course_lib/_about.py
+if "google.colab" in sys.modules:
+    if not os.path.isdir("/content/vae-course"):
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", "{BRANCH}", REPO_URL,
+                        "/content/vae-course"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/vae-course"],
+                       check=True)
+    sys.path.insert(0, "/content/vae-course")  # an editable install is only seen after a restart
+
+import course_lib
+
+settings = course_lib.setup(seed={seed})'''
+
+
+def notebooks(root: Path = ROOT) -> list[Path]:
+    """Every chapter notebook under ``book/`` (build folders and checkpoints excluded)."""
+    return sorted(p for p in (root / "book").rglob("*.ipynb")
+                  if "_build" not in p.parts and ".ipynb_checkpoints" not in p.parts)
+
+
+def _first_code_cell(nb: dict) -> dict | None:
+    return next((c for c in nb.get("cells", []) if c.get("cell_type") == "code"), None)
+
+
+def problems(path: Path) -> list[str]:
+    """What is wrong with one notebook: stored outputs, or a setup cell that drifted."""
+    nb = json.loads(path.read_text())
+    found = []
+    cell = _first_code_cell(nb)
+    if cell is None or "".join(cell["source"]).split("settings = course_lib.setup(")[0] != \
+            setup_cell_source().split("settings = course_lib.setup(")[0]:
+        found.append("first code cell is not the standard setup cell")
+    with_outputs = [i for i, c in enumerate(nb["cells"])
+                    if c.get("cell_type") == "code" and (c.get("outputs") or c.get("execution_count"))]
+    if with_outputs:
+        found.append(f"cells {with_outputs[:5]} carry outputs or execution counts")
+    return found
+
+
+def sync(path: Path) -> None:
+    """Rewrite the setup cell (keeping its seed) and strip every output."""
+    nb = json.loads(path.read_text())
+    cell = _first_code_cell(nb)
+    seed = 0
+    if cell is not None and "course_lib.setup(seed=" in "".join(cell["source"]):
+        tail = "".join(cell["source"]).split("course_lib.setup(seed=")[1]
+        seed = int(tail.split(")")[0])
+    source = setup_cell_source(seed).splitlines(keepends=True)
+    if cell is None:
+        nb["cells"].insert(0, {"cell_type": "code", "metadata": {}, "source": source,
+                               "outputs": [], "execution_count": None})
+    else:
+        cell["source"] = source
+    for c in nb["cells"]:
+        if c.get("cell_type") == "code":
+            c["outputs"], c["execution_count"] = [], None
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="report problems, change nothing")
+    args = parser.parse_args(argv)
+    bad = 0
+    for path in notebooks():
+        if args.check:
+            for problem in problems(path):
+                print(f"{path.relative_to(ROOT)}: {problem}")
+                bad += 1
+        else:
+            sync(path)
+            print(f"synced {path.relative_to(ROOT)}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""One small, model-agnostic training loop (introduced in: How to use this book).
+
+The Trainer knows nothing about VAEs. It calls ``objective(model, batch)``, which returns a
+dict of scalar tensors with at least ``loss`` (for a VAE also ``rate`` and ``distortion``),
+and it logs every term. Nothing in the hot loop copies to the host: the terms are summed
+on the device and read once per epoch, and a non-finite loss is caught by a device-side
+flag that is checked every ``check_every`` steps.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+
+from . import env
+from .checkpoint import (CheckpointError, config_dict, config_hash, load_checkpoint, read_record,
+                         save_checkpoint)
+
+Objective = Callable[[torch.nn.Module, Any], dict]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the step."""
+
+
+def _call_model(model: torch.nn.Module, batch: Any) -> dict:
+    return model(*batch) if isinstance(batch, (tuple, list)) else model(batch)
+
+
+def _interactive() -> bool:
+    """A person is watching a notebook (Jupyter, Colab, VS Code), not CI or a book build."""
+    if os.environ.get("CI"):
+        return False
+    return any(k in os.environ for k in ("JPY_SESSION_NAME", "COLAB_RELEASE_TAG", "VSCODE_PID"))
+
+
+def _progress(iterable: Iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    if _interactive():
+        from tqdm.auto import tqdm  # notebook widget bar
+    else:
+        from tqdm import tqdm  # plain text bar on stderr (the book hides stderr)
+    return tqdm(iterable, total=total, desc=desc, leave=False, mininterval=2.0)
+
+
+class Trainer:
+    """Fit ``model`` by minimising ``objective(model, batch)["loss"]`` (introduced in: How to use this book).
+
+    Options: ``clip_grad`` (max gradient norm), ``amp`` (bfloat16 autocast, CUDA only),
+    ``compile`` (``torch.compile`` the model for the forward pass), ``checkpoint`` (a path
+    stem; written atomically after every epoch and resumed from when it exists with the
+    same ``config``), ``scheduler`` (stepped once per epoch).
+    """
+
+    def __init__(self, model: torch.nn.Module, objective: Objective | None = None, *,
+                 config: Any = None, name: str | None = None, lr: float = 1e-3,
+                 optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+                 clip_grad: float | None = None, amp: bool = False, compile: bool = False,
+                 checkpoint: str | Path | None = None, check_every: int = 50,
+                 progress: bool = True, verbose: bool = True) -> None:
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.objective = objective or _call_model
+        self.config = config if config is not None else {}
+        self.name = name or (Path(checkpoint).name if checkpoint else type(model).__name__)
+        self.optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+        self.scheduler, self.clip_grad = scheduler, clip_grad
+        self.amp = amp and self.device.type == "cuda"
+        self.forward_model = torch.compile(model) if compile else model
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.check_every, self.progress, self.verbose = check_every, progress, verbose
+        self.step, self.epoch, self.wall_time = 0, 0, 0.0
+        self.history: dict[str, Any] = {"train": {}, "valid": {}, "step_loss": [], "epoch_time": []}
+        if self.checkpoint is not None:
+            self._maybe_resume()
+
+    # ------------------------------------------------------------------ resume / save
+    def _maybe_resume(self) -> None:
+        try:
+            record = read_record(self.checkpoint)
+        except CheckpointError:
+            return  # nothing to resume from
+        if record.get("config_hash") != config_hash(self.config):
+            print(f"[{self.name}] existing checkpoint has another config; starting afresh.")
+            return
+        try:
+            load_checkpoint(self.checkpoint, self.model, self.optimizer, expect_hash=config_hash(self.config))
+        except CheckpointError as err:
+            print(f"[{self.name}] cannot resume ({err}); starting afresh.")
+            return
+        self.step, self.epoch = record["step"], record["epochs"]
+        self.wall_time, self.history = record.get("wall_time_s", 0.0), record["history"]
+        if self.scheduler is not None and record.get("scheduler") is not None:
+            self.scheduler.load_state_dict(record["scheduler"])
+        if self.verbose:
+            print(f"[{self.name}] resumed from {self.checkpoint} at epoch {self.epoch}, step {self.step}.")
+
+    def record(self) -> dict:
+        """The JSON record saved next to the weights."""
+        last = {f"{part}_{k}": v[-1] for part in ("train", "valid") for k, v in self.history[part].items() if v}
+        return {"name": self.name, "model": type(self.model).__name__, "config": config_dict(self.config),
+                "config_hash": config_hash(self.config), "epochs": self.epoch, "step": self.step,
+                "device": self.device.type, "device_name": env.device_name(self.device),
+                "smoke": env.smoke(), "wall_time_s": round(self.wall_time, 3), "metrics": last,
+                "history": self.history,
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
+
+    def save(self, path: str | Path | None = None) -> dict:
+        """Write the checkpoint (weights, record, optimizer state) atomically."""
+        target = Path(path) if path is not None else self.checkpoint
+        if target is None:
+            raise ValueError("no checkpoint path: pass checkpoint=... to Trainer or a path to save()")
+        return save_checkpoint(target, self.model, self.record(), self.optimizer)
+
+    # ------------------------------------------------------------------ loops
+    def _raise_if_nonfinite(self, first_bad: torch.Tensor, terms: dict) -> None:
+        bad = int(first_bad)  # the one host sync, every `check_every` steps
+        if bad >= 0:
+            raise NonFiniteLossError(
+                f"[{self.name}] loss became NaN/inf at step {bad} (epoch {self.epoch + 1}). "
+                f"Last terms: { {k: float(v) for k, v in terms.items()} }. Try a lower learning rate, "
+                f"clip_grad=..., or check the data and the likelihood's scale. The last good checkpoint "
+                f"({self.checkpoint or 'none'}) is untouched; training resumes from it.")
+
+    def train_epoch(self, loader: Iterable) -> dict[str, float]:
+        """One pass over ``loader``; returns the mean of every term."""
+        self.model.train()
+        sums: dict[str, torch.Tensor] = {}
+        step_losses: list[torch.Tensor] = []
+        first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
+        n_batches = 0
+        bar = _progress(loader, len(loader), f"epoch {self.epoch + 1}", self.progress)
+        for batch in bar:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                out = self.objective(self.forward_model, batch)
+            loss = out["loss"]
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.clip_grad is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)
+            self.optimizer.step()
+            # device-side book-keeping only: no .item() in the hot loop
+            detached = {k: v.detach().float() for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0}
+            for k, v in detached.items():
+                sums[k] = sums[k] + v if k in sums else v.clone()
+            step_losses.append(detached["loss"])
+            finite = torch.isfinite(detached["loss"])
+            first_bad = torch.where(~finite & (first_bad < 0), torch.full_like(first_bad, self.step), first_bad)
+            self.step += 1
+            n_batches += 1
+            if self.step % self.check_every == 0:
+                self._raise_if_nonfinite(first_bad, detached)
+        if n_batches == 0:
+            raise ValueError(f"[{self.name}] the training loader yielded no batches")
+        self._raise_if_nonfinite(first_bad, detached)
+        self.history["step_loss"].extend(torch.stack(step_losses).cpu().tolist())
+        return {k: float(v) / n_batches for k, v in sums.items()}
+
+    @torch.no_grad()
+    def evaluate(self, loader: Iterable) -> dict[str, float]:
+        """Mean of every term over ``loader`` in eval mode, without gradients."""
+        self.model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        n = 0
+        for batch in loader:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                out = self.objective(self.forward_model, batch)
+            size = (batch[0] if isinstance(batch, (tuple, list)) else batch).shape[0]
+            for k, v in out.items():
+                if torch.is_tensor(v) and v.dim() == 0:
+                    sums[k] = sums.get(k, 0) + v.detach().float() * size  # batch means -> sum
+            n += size
+        return {k: float(v) / n for k, v in sums.items()}
+
+    def fit(self, train: Iterable, epochs: int, valid: Iterable | None = None) -> dict[str, Any]:
+        """Train until ``epochs`` epochs in total are done (resumed epochs count); returns the history."""
+        if epochs < self.epoch and self.verbose:
+            print(f"[{self.name}] already trained {self.epoch} epochs (asked for {epochs}).")
+        while self.epoch < epochs:
+            start = time.perf_counter()
+            terms = self.train_epoch(train)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - start
+            self.epoch += 1
+            self.wall_time += seconds
+            self.history["epoch_time"].append(round(seconds, 4))
+            for k, v in terms.items():
+                self.history["train"].setdefault(k, []).append(v)
+            line = " ".join(f"{k}={v:.4g}" for k, v in terms.items())
+            if valid is not None:
+                vterms = self.evaluate(valid)
+                for k, v in vterms.items():
+                    self.history["valid"].setdefault(k, []).append(v)
+                line += " | valid " + " ".join(f"{k}={v:.4g}" for k, v in vterms.items())
+            if self.scheduler is not None:
+                self.scheduler.step()
+            if self.checkpoint is not None:
+                self.save()
+            if self.verbose and (self.epoch <= 3 or self.epoch == epochs or self.epoch % max(1, epochs // 10) == 0):
+                print(f"[{self.name}] epoch {self.epoch}/{epochs} ({seconds:.1f} s) {line}")
+        return self.history
+
+
+def moving_average(values: list[float], window: int = 50) -> list[float]:
+    """Trailing mean, for plotting noisy per-step losses."""
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v
+        if i >= window:
+            acc -= values[i - window]
+        out.append(acc / min(i + 1, window))
+    return out
+
+
+__all__ = ["Trainer", "NonFiniteLossError", "moving_average"]
