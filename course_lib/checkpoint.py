@@ -32,6 +32,7 @@ from . import env
 from ._about import __version__
 
 FORMAT = 1
+ALLOW_TRAINING = True  # tests set this to False to prove that shipped checkpoints load as they are
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
@@ -222,6 +223,9 @@ def train_or_load(name: str, config: Any, build: Callable[[Any], torch.nn.Module
             print(f"[{name}] loaded checkpoint: trained {record.get('epochs')} epochs on "
                   f"{record.get('device_name', record.get('device'))} in {record.get('wall_time_s', 0):.0f} s.")
             return model.to(device).eval(), record
+    if not ALLOW_TRAINING:
+        raise CheckpointError(f"[{name}] would have to train, but training is switched off "
+                              f"(course_lib.checkpoint.ALLOW_TRAINING = False)")
     target = (env.cache_dir() / "smoke-checkpoints" if env.smoke() else shipped) / name
     model = model.to(device)
     train(model, config, target)

@@ -1,0 +1,104 @@
+"""Repository-wide invariants: clean notebooks, one repository URL, the TOC, shipped checkpoints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from course_lib import _about, checkpoint, notebook, retrain
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_there_are_chapters() -> None:
+    assert notebook.notebooks(), "no chapter notebooks under book/"
+
+
+@pytest.mark.parametrize("path", notebook.notebooks(), ids=lambda p: p.name)
+def test_notebook_is_stored_clean_with_the_standard_setup_cell(path: Path) -> None:
+    assert notebook.problems(path) == [], f"run `python -m course_lib.notebook` to fix {path.name}"
+
+
+def test_problems_are_detected(tmp_path: Path) -> None:
+    nb = json.loads(notebook.notebooks()[0].read_text())
+    nb["cells"][-1] = {"cell_type": "code", "metadata": {}, "source": "1", "execution_count": 3,
+                       "outputs": [{"output_type": "execute_result", "data": {"text/plain": "1"},
+                                    "metadata": {}, "execution_count": 3}]}
+    first = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    first["source"] = "import course_lib"
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text(json.dumps(nb))
+    found = notebook.problems(bad)
+    assert any("setup cell" in p for p in found) and any("outputs" in p for p in found)
+    notebook.sync(bad)
+    assert notebook.problems(bad) == []
+
+
+def test_repository_url_lives_in_one_place() -> None:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["repository"]["url"] == _about.REPO_URL
+    assert config["repository"]["branch"] == _about.BRANCH
+    assert config["repository"]["path_to_book"] == ""
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    for path in notebook.notebooks():
+        cells = json.loads(path.read_text())["cells"]
+        setup = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
+        assert f'REPO_URL = "{_about.REPO_URL}"' in setup, path.name
+
+
+def test_book_config_fails_loudly() -> None:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "force"
+    assert config["sphinx"]["config"]["nb_execution_raise_on_error"] is True
+    for pattern in (".venv", "_build", "course_lib", "tests"):
+        assert pattern in config["exclude_patterns"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "jupyter-book build . -W -n --keep-going" in ci
+
+
+def _toc_files(node) -> list[str]:
+    files = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("file", "root"):
+                files.append(value)
+            else:
+                files += _toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            files += _toc_files(item)
+    return files
+
+
+def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists() -> None:
+    listed = _toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
+    for entry in listed:
+        assert any((ROOT / f"{entry}{ext}").is_file() for ext in (".md", ".ipynb")), f"{entry} missing"
+    for path in notebook.notebooks():
+        assert str(path.relative_to(ROOT).with_suffix("")) in listed, f"{path.name} not in _toc.yml"
+
+
+def test_retrain_lists_every_shipped_model() -> None:
+    out = subprocess.run([sys.executable, "-m", "course_lib.retrain", "--list"], capture_output=True,
+                         text=True, check=True, cwd=ROOT).stdout
+    for name in retrain.MODELS:
+        assert name in out
+    with pytest.raises(KeyError, match="known:"):
+        retrain.resolve("no_such_model")
+
+
+@pytest.mark.usefixtures("data_available")
+@pytest.mark.parametrize("name", sorted(retrain.MODELS))
+def test_shipped_checkpoint_loads_without_training(name: str, monkeypatch) -> None:
+    """Each registered model's committed checkpoint matches its current config."""
+    monkeypatch.setattr(checkpoint, "ALLOW_TRAINING", False)
+    monkeypatch.delenv("VAE_COURSE_RETRAIN", raising=False)
+    model, record = retrain.resolve(name)(device="cpu")
+    assert record["name"] == name and not record["smoke"], f"{name}: shipped checkpoint is a smoke run"
+    assert (ROOT / "checkpoints" / f"{name}.safetensors").stat().st_size < 20_000_000
+    assert record["device"] in {"cpu", "cuda", "mps"} and record["wall_time_s"] > 0
