@@ -38,7 +38,7 @@ def _interactive() -> bool:
     return any(k in os.environ for k in ("JPY_SESSION_NAME", "COLAB_RELEASE_TAG", "VSCODE_PID"))
 
 
-def _progress(iterable: Iterable, total: int, desc: str, enabled: bool):
+def _progress(iterable: Iterable, total: int | None, desc: str, enabled: bool):
     if not enabled:
         return iterable
     if _interactive():
@@ -54,7 +54,7 @@ class Trainer:
     Options: ``clip_grad`` (max gradient norm), ``amp`` (bfloat16 autocast, CUDA only),
     ``compile`` (``torch.compile`` the model for the forward pass), ``checkpoint`` (a path
     stem; written atomically after every epoch and resumed from when it exists with the
-    same ``config``), ``scheduler`` (stepped once per epoch).
+    same ``config`` and did not finish), ``scheduler`` (stepped once per epoch).
     """
 
     def __init__(self, model: torch.nn.Module, objective: Objective | None = None, *,
@@ -74,7 +74,7 @@ class Trainer:
         self.forward_model = torch.compile(model) if compile else model
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.check_every, self.progress, self.verbose = check_every, progress, verbose
-        self.step, self.epoch, self.wall_time = 0, 0, 0.0
+        self.step, self.epoch, self.wall_time, self.finished = 0, 0, 0.0, False
         self.history: dict[str, Any] = {"train": {}, "valid": {}, "step_loss": [], "epoch_time": []}
         if self.checkpoint is not None:
             self._maybe_resume()
@@ -88,6 +88,8 @@ class Trainer:
         if record.get("config_hash") != config_hash(self.config):
             print(f"[{self.name}] existing checkpoint has another config; starting afresh.")
             return
+        if record.get("finished"):
+            return  # a completed run is replaced, not extended: only interrupted runs resume
         try:
             load_checkpoint(self.checkpoint, self.model, self.optimizer, expect_hash=config_hash(self.config))
         except CheckpointError as err:
@@ -106,7 +108,8 @@ class Trainer:
         return {"name": self.name, "model": type(self.model).__name__, "config": config_dict(self.config),
                 "config_hash": config_hash(self.config), "epochs": self.epoch, "step": self.step,
                 "device": self.device.type, "device_name": env.device_name(self.device),
-                "smoke": env.smoke(), "wall_time_s": round(self.wall_time, 3), "metrics": last,
+                "smoke": env.smoke(), "finished": self.finished,
+                "wall_time_s": round(self.wall_time, 3), "metrics": last,
                 "history": self.history,
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
 
@@ -134,7 +137,7 @@ class Trainer:
         step_losses: list[torch.Tensor] = []
         first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
         n_batches = 0
-        bar = _progress(loader, len(loader), f"epoch {self.epoch + 1}", self.progress)
+        bar = _progress(loader, len(loader) if hasattr(loader, "__len__") else None, f"epoch {self.epoch + 1}", self.progress)
         for batch in bar:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 out = self.objective(self.forward_model, batch)
@@ -200,6 +203,7 @@ class Trainer:
                 line += " | valid " + " ".join(f"{k}={v:.4g}" for k, v in vterms.items())
             if self.scheduler is not None:
                 self.scheduler.step()
+            self.finished = self.epoch >= epochs
             if self.checkpoint is not None:
                 self.save()
             if self.verbose and (self.epoch <= 3 or self.epoch == epochs or self.epoch % max(1, epochs // 10) == 0):

@@ -102,3 +102,14 @@ def test_shipped_checkpoint_loads_without_training(name: str, monkeypatch) -> No
     assert record["name"] == name and not record["smoke"], f"{name}: shipped checkpoint is a smoke run"
     assert (ROOT / "checkpoints" / f"{name}.safetensors").stat().st_size < 20_000_000
     assert record["device"] in {"cpu", "cuda", "mps"} and record["wall_time_s"] > 0
+
+
+@pytest.mark.parametrize("path", notebook.notebooks(), ids=lambda p: p.name)
+def test_directive_titles_render(path: Path) -> None:
+    """A backtick inside a ```{directive} title silently breaks the fence (CommonMark): forbid it."""
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        for line in "".join(cell["source"]).splitlines():
+            if line.startswith("```{"):
+                assert "`" not in line[3:], f"{path.name}: backtick in directive line {line!r}"

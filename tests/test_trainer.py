@@ -108,18 +108,42 @@ def test_checkpoint_round_trip_restores_weights_and_optimizer(tmp_path: Path) ->
             assert torch.equal(torch.as_tensor(s_old["state"][pid][k]), torch.as_tensor(s_new["state"][pid][k]))
 
 
+class CrashesInEpoch:
+    """A loader that works for ``epoch - 1`` epochs, then fails after 7 batches (a crash, Ctrl-C)."""
+
+    def __init__(self, data: list, epoch: int) -> None:
+        self.data, self.epoch, self.started = data, epoch, 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self):
+        self.started += 1
+        for i, batch in enumerate(self.data):
+            if self.started == self.epoch and i == 7:
+                raise KeyboardInterrupt
+            yield batch
+
+
 def test_resume_continues_the_step_count(tmp_path: Path) -> None:
     path = tmp_path / "run"
     first = Trainer(Tiny(), mse, config=TinyConfig(), checkpoint=path, progress=False, verbose=False)
-    first.fit(batches(), epochs=2)
-    assert first.step == 40
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(CrashesInEpoch(batches(), epoch=3), epochs=3)
+    assert first.step == 47
     again = Trainer(Tiny(), mse, config=TinyConfig(), checkpoint=path, progress=False, verbose=False)
-    assert (again.epoch, again.step) == (2, 40)
-    assert torch.equal(again.model.net[0].weight, first.model.net[0].weight)
+    assert (again.epoch, again.step) == (2, 40), "must resume from the last completed epoch"
+    assert len(again.history["step_loss"]) == 40
     again.fit(batches(), epochs=3)
-    assert (again.epoch, again.step) == (3, 60)
+    assert (again.epoch, again.step) == (3, 60) and again.finished
     assert len(again.history["step_loss"]) == 60 and len(again.history["train"]["loss"]) == 3
-    other = Trainer(Tiny(), mse, config=TinyConfig(width=9), checkpoint=path, progress=False, verbose=False)
+    fresh = Trainer(Tiny(), mse, config=TinyConfig(), checkpoint=path, progress=False, verbose=False)
+    assert fresh.step == 0, "a finished run is retrained from scratch, not extended"
+    other_path = tmp_path / "other"
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(Tiny(), mse, config=TinyConfig(), checkpoint=other_path, progress=False,
+                verbose=False).fit(CrashesInEpoch(batches(), epoch=2), epochs=3)
+    other = Trainer(Tiny(), mse, config=TinyConfig(width=9), checkpoint=other_path, progress=False, verbose=False)
     assert other.step == 0, "a different config must not resume"
 
 

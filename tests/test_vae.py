@@ -1,0 +1,163 @@
+"""course_lib.vae: likelihoods, priors, closed forms, bounds, gradients, checkpoints, the exercise check."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from course_lib import ExerciseError, Trainer, load_checkpoint, save_checkpoint
+from course_lib.vae import (CONFIGS, VAE, PixelCategorical, VAEConfig, active_units, check_gaussian_kl, elbo,
+                            iwae_bound, nll_estimate)
+
+IMAGE_SHAPE = (1, 28, 28)
+SMALL = dict(hidden=32, channels=4, components=5)
+COMBOS = [(arch, lik, prior) for arch in ("mlp", "conv") for lik in ("bernoulli", "gaussian", "categorical")
+          for prior in ("normal", "mog", "vamp")]
+
+
+def images(n: int = 6, seed: int = 0, binary: bool = True) -> torch.Tensor:
+    x = torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+    return torch.bernoulli(x, generator=torch.Generator().manual_seed(seed + 1)) if binary else x
+
+
+@pytest.mark.parametrize("arch,lik,prior", COMBOS)
+def test_shapes_and_keys(arch: str, lik: str, prior: str) -> None:
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(arch=arch, likelihood=lik, prior=prior, latent=3, **SMALL))
+    x = images(binary=lik == "bernoulli")
+    q = model.encode(x)
+    assert q.batch_shape == (6,) and q.event_shape == (3,)
+    px = model.decode(q.rsample((4,)))                      # (k, B) batch of images
+    assert px.batch_shape == (4, 6) and px.event_shape == IMAGE_SHAPE
+    assert px.log_prob(x).shape == (4, 6)
+    mean = px.mean.detach()
+    assert mean.shape == (4, 6, 1, 28, 28) and 0 <= float(mean.min()) and float(mean.max()) <= 1
+    p = model.prior()
+    assert p.event_shape == (3,) and p.sample((5,)).shape == (5, 3) and p.log_prob(torch.zeros(2, 3)).shape == (2,)
+    out = elbo(model, x)
+    assert set(out) == {"loss", "rate", "distortion"} and all(v.dim() == 0 for v in out.values())
+    assert torch.isfinite(out["loss"])
+    iw = iwae_bound(model, x, 3)
+    assert set(iw) == {"loss", "rate", "distortion", "bound"}
+
+
+
+def test_closed_form_kl_matches_torch_and_monte_carlo() -> None:
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent=4, **SMALL))
+    x = images(32)
+    q, p = model.encode(x), model.prior()
+    mu, var = q.mean, q.variance
+    by_hand = 0.5 * (mu ** 2 + var - var.log() - 1).sum(-1)  # KL(N(mu, var) || N(0, I))
+    torch.testing.assert_close(by_hand, kl_divergence(q, p), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(elbo(model, x)["rate"], by_hand.mean(), rtol=1e-5, atol=1e-5)
+    z = q.sample((20_000,))
+    mc = (q.log_prob(z) - p.log_prob(z)).mean(0)
+    torch.testing.assert_close(mc, by_hand, rtol=0.05, atol=0.05)
+
+
+def test_likelihood_log_probs_are_per_image_sums() -> None:
+    x = images(3, binary=False)
+    g = VAE(VAEConfig(likelihood="gaussian", sigma=0.3, **SMALL))
+    px = g.decode(torch.zeros(3, 2))
+    expected = Normal(px.mean, 0.3).log_prob(x).sum((1, 2, 3))
+    torch.testing.assert_close(px.log_prob(x), expected)
+    cat = PixelCategorical(torch.zeros(3, 1, 28, 28, 256))          # uniform over 256 levels
+    torch.testing.assert_close(cat.log_prob(x), torch.full((3,), -784 * math.log(256)))
+    torch.testing.assert_close(cat.mean, torch.full((3, 1, 28, 28), 0.5))
+
+
+def test_gradients_reach_the_encoder_through_z() -> None:
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent=3, **SMALL))
+    x = images()
+    distortion = elbo(model, x)["distortion"]                 # depends on the encoder only through z
+    distortion.backward()
+    grad = model.encoder[1].weight.grad
+    assert grad is not None and float(grad.abs().sum()) > 0
+    model.zero_grad()
+    with torch.no_grad():
+        z = model.encode(x).sample()                           # no reparameterisation: no gradient path
+    model.decode(z).log_prob(x).mean().backward()
+    assert model.encoder[1].weight.grad is None
+
+
+def test_iwae_bound_at_least_elbo_and_rises_with_k() -> None:
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent=2, **SMALL))
+    x = images(16)
+    with torch.no_grad():
+        bounds = {k: torch.stack([iwae_bound(model, x, k)["bound"] for _ in range(20)]).mean() for k in (1, 5, 50)}
+        elbo_value = -torch.stack([elbo(model, x)["loss"] for _ in range(20)]).mean()
+    assert bounds[50] >= bounds[5] >= bounds[1] - 0.5
+    assert bounds[50] >= elbo_value
+    torch.testing.assert_close(bounds[1], elbo_value, rtol=0.02, atol=2.0)  # k=1 is the ELBO (MC)
+    est = nll_estimate(model, x, k=60, batch=8, chunk=25)
+    assert est["n"] == 16 and est["k"] == 60 and est["nll"] <= est["neg_elbo"]
+
+
+def test_mc_rate_for_learnable_priors() -> None:
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent=2, prior="vamp", **SMALL))
+    out = elbo(model, images())
+    out["loss"].backward()
+    assert model.pseudo.grad is not None and float(model.pseudo.grad.abs().sum()) > 0
+
+
+def test_active_units_counts_varying_means() -> None:
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent=4, **SMALL))
+    with torch.no_grad():
+        model.encoder[-1].weight[1:4].zero_()               # mean of dims 1..3 constant
+        model.encoder[-1].bias[1:4].zero_()
+    n, var = active_units(model, images(64), threshold=1e-6)
+    assert n == 1 and var.shape == (4,)
+
+
+def test_save_load_round_trip(tmp_path) -> None:
+    torch.manual_seed(0)
+    config = VAEConfig(latent=3, prior="mog", **SMALL)
+    model = VAE(config)
+    save_checkpoint(tmp_path / "m", model, {"config_hash": "x"})
+    other = VAE(config)
+    load_checkpoint(tmp_path / "m", other)
+    x = images()
+    torch.testing.assert_close(model.encode(x).mean, other.encode(x).mean)
+    torch.testing.assert_close(model.prior().log_prob(torch.ones(3)), other.prior().log_prob(torch.ones(3)))
+
+
+def test_one_trainer_step_updates_the_weights() -> None:
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent=2, **SMALL))
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = Trainer(model, elbo, progress=False, verbose=False)
+    terms = trainer.train_epoch([images(8)])
+    assert {"loss", "rate", "distortion"} <= set(terms) and trainer.step == 1
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_shipped_configs_are_small_and_named() -> None:
+    for name, config in CONFIGS.items():
+        assert name.startswith("vae_")
+        n = sum(p.numel() for p in VAE(config).parameters())
+        assert n * 4 < 5e6, f"{name} has {n} parameters: its checkpoint would exceed 5 MB"
+
+
+def test_check_gaussian_kl() -> None:
+    def right(mu, logvar):
+        return 0.5 * (mu ** 2 + logvar.exp() - logvar - 1).sum(-1)
+
+    check_gaussian_kl(right)
+    with pytest.raises(ExerciseError, match="factor of 2"):
+        check_gaussian_kl(lambda mu, logvar: 2 * right(mu, logvar))
+    with pytest.raises(ExerciseError, match="wrong sign"):
+        check_gaussian_kl(lambda mu, logvar: -right(mu, logvar))
+    with pytest.raises(ExerciseError, match="one dimension too many"):
+        check_gaussian_kl(lambda mu, logvar: 0.5 * (mu ** 2 + logvar.exp() - logvar - 1))
+    with pytest.raises(ExerciseError, match="None"):
+        check_gaussian_kl(lambda mu, logvar: None)
+    with pytest.raises(ExerciseError, match="not right yet"):
+        check_gaussian_kl(lambda mu, logvar: 0.5 * (mu ** 2 + logvar.exp() - 1).sum(-1))
