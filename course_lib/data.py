@@ -149,13 +149,17 @@ def locate(name: str) -> Path:
         f"or run once on a machine with internet to fill the cache.")
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    """IDX format: magic (2 zero bytes, dtype 0x08 = uint8, ndim), big-endian dims, then data."""
+def _gunzip(path: Path) -> bytes:
     try:
         with gzip.open(path, "rb") as f:
-            raw = f.read()
+            return f.read()
     except (OSError, EOFError) as err:
         raise DatasetCorruptError(f"cannot read {path}: {err}. Delete it and download it again.") from err
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """IDX format: magic (2 zero bytes, dtype 0x08 = uint8, ndim), big-endian dims, then data."""
+    raw = _gunzip(path)
     ndim = raw[3] if len(raw) > 4 else 0
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
@@ -167,18 +171,14 @@ def _read_idx(path: Path) -> np.ndarray:
 
 def _read_amat(path: Path) -> np.ndarray:
     """Larochelle's text format: one image a line, 784 '0'/'1' separated by single spaces."""
-    try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as err:
-        raise DatasetCorruptError(f"cannot read {path}: {err}. Delete it and download it again.") from err
+    raw = _gunzip(path)
     digits = np.frombuffer(raw, np.uint8)[::2] - ord("0")  # every other byte is a separator
     if digits.size % 784 or digits.max(initial=0) > 1:
         raise DatasetCorruptError(f"{path} is not a binarized-MNIST .amat file; delete it and download it again.")
     return digits.reshape(-1, 784)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=12)  # 3 datasets x 3 splits fit
 def _load_cpu(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     root = locate(name)
     if name == "binarized_mnist":

@@ -18,9 +18,10 @@ pytestmark = pytest.mark.browser
 
 
 def open_page(browser, url: str):
-    """Open ``url``; collect same-origin requests that failed or returned an error status."""
+    """Open ``url``; collect JavaScript errors and same-origin requests that failed or returned an error."""
     page = browser.new_page()
     failures: list[str] = []
+    page.on("pageerror", lambda err: failures.append(f"JavaScript error: {err}"))
     origin = urlparse(url).netloc
     page.on("requestfailed", lambda r: failures.append(f"{r.url} ({r.failure})")
             if urlparse(r.url).netloc == origin else None)
