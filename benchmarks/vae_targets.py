@@ -27,7 +27,7 @@ import torch
 import course_lib
 from course_lib import DeviceLoader, Trainer, load
 from course_lib.env import device_name
-from course_lib.vae import VAE, VAEConfig, elbo, nll_estimate
+from course_lib.vae import VAE, VAEConfig, elbo, nll_estimate, test_subset
 
 TARGET_NLL, TARGET_GPU_S, SEEDS_50_EPOCHS_S, BURDA_VAE = 86.0, 30.0, 9 * 60 + 22, 86.76
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--k", type=int, default=1000, help="importance samples per test image")
-    parser.add_argument("--subset", type=int, default=None, help="test images per set (default: all 10k)")
+    parser.add_argument("--subset", type=int, default=None, help="random test images per set (default: all 10k)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--device", default=None)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> dict:
                "final_train_neg_elbo": trainer.history["train"]["loss"][-1]}
     for tag, name in (("dynamic", "dynamic_mnist"), ("static", "binarized_mnist")):
         start = time.perf_counter()
-        est = nll_estimate(model, load(name, "test", device, args.subset), k=args.k, batch=100)
+        data = test_subset(name, args.subset, device) if args.subset else load(name, "test", device)
+        est = nll_estimate(model, data, k=args.k, batch=100)
         results[tag] = {**{k: round(v, 3) if isinstance(v, float) else v for k, v in est.items()},
                         "eval_s": round(time.perf_counter() - start, 1)}
     results["targets"] = {

@@ -19,6 +19,21 @@ from . import env
 # name -> "module:function"; the function returns (model, record) via `train_or_load`.
 MODELS: dict[str, str] = {
     "tour_classifier": "course_lib.tour:trained_classifier",
+    "ae_mnist_z2": "course_lib.autoencoders:trained_ae_mnist_z2",
+    "ae_mnist_z4": "course_lib.autoencoders:trained_ae_mnist_z4",
+    "ae_mnist_z8": "course_lib.autoencoders:trained_ae_mnist_z8",
+    "ae_mnist_z16": "course_lib.autoencoders:trained_ae_mnist_z16",
+    "ae_mnist_z32": "course_lib.autoencoders:trained_ae_mnist_z32",
+    "ae_fashion_z16": "course_lib.autoencoders:trained_ae_fashion_z16",
+    "ae_mnist_z16_denoise": "course_lib.autoencoders:trained_ae_mnist_z16_denoise",
+    "vae_mlp2d": "course_lib.vae:trained_mlp2d",
+    "vae_mlp2d_vamp": "course_lib.vae:trained_mlp2d_vamp",
+    "vae_mlp32": "course_lib.vae:trained_mlp32",
+    "vae_mlp32_warmup": "course_lib.vae:trained_mlp32_warmup",
+    "vae_gauss_s010": "course_lib.vae:trained_gauss_s010",
+    "vae_gauss_s071": "course_lib.vae:trained_gauss_s071",
+    "vae_gauss_meanmse": "course_lib.vae:trained_gauss_meanmse",
+    "vae_conv": "course_lib.vae:trained_conv",
 }
 
 

@@ -142,12 +142,11 @@ def test_normal_gamma_cavi_fixed_point_and_known_facts():
     assert abs(q.m - post.mu) < 1e-12                                                # E_q[mu] is exact
     assert q.a == PRIOR.a + (len(XN) + 1) / 2
     assert 1 / q.prec < post.var_mu()                                                # mean field too narrow
-    # the fixed point solves b = b0 + 1/2 [S + lam_N (m - ...)...]: check E_q[tau] against its closed form
-    n, lam_n = len(XN), PRIOR.lam + len(XN)
-    s = float(((XN - q.m) ** 2).sum()) + PRIOR.lam * (q.m - PRIOR.mu) ** 2
-    # b = b0 + s/2 + (1/2) lam_n / prec and prec = lam_n a / b  =>  b = (b0 + s/2) / (1 - 1/(2a))
-    assert abs(q.b - (PRIOR.b + s / 2) / (1 - 1 / (2 * q.a))) < 1e-9
-    assert n > 0 and lam_n == post.lam
+    # known closed forms at the fixed point: b_mf = b_N / (1 - 1/(2 a_mf)), hence E_q[tau] = a_N / b_N
+    # (the exact posterior mean of tau) and var_q(mu) / var_exact(mu) = (a_N - 1) / a_N
+    assert abs(q.b - post.b / (1 - 1 / (2 * q.a))) < 1e-9
+    assert abs(q.a / q.b - post.a / post.b) < 1e-10
+    assert abs((1 / q.prec) / post.var_mu() - (post.a - 1) / post.a) < 1e-10
 
 
 def test_normal_gamma_elbo_identity_and_monte_carlo():
@@ -206,3 +205,12 @@ def test_check_assignment_update_accepts_and_diagnoses():
         cavi.check_assignment_update(lambda x, m, s2: cavi.cavi_update_assignments(x, m, s2).T)
     with pytest.raises(ExerciseError, match="None"):
         cavi.check_assignment_update(lambda x, m, s2: None)
+
+
+def test_ppca_log_evidence_matches_torch_multivariate_normal():
+    g = _gen(6)
+    x, W, mu = (torch.randn(30, 7, generator=g, dtype=f64), torch.randn(7, 3, generator=g, dtype=f64),
+                torch.randn(7, generator=g, dtype=f64))
+    cov = W @ W.T + 0.4 * torch.eye(7, dtype=f64)
+    expected = MultivariateNormal(mu, covariance_matrix=cov).log_prob(x).sum()
+    torch.testing.assert_close(gaussian.ppca_log_evidence(x, W, mu, 0.4), expected)

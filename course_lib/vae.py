@@ -1,0 +1,302 @@
+"""The variational autoencoder family: encoders, decoder likelihoods, priors, objectives.
+
+Introduced in: The variational autoencoder. A `VAE` exposes ``encode(x)`` -> q(z|x),
+``decode(z)`` -> p(x|z) and ``prior()`` -> p(z), all `torch.distributions` objects; the
+objectives (`elbo`, `iwae_bound`) are pure functions returning ``loss``, ``rate`` and
+``distortion`` (batch means of per-image sums, in nats). Variants are config fields.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.distributions import (Bernoulli, Categorical, Distribution, Independent, MixtureSameFamily,
+                                 Normal, kl_divergence)
+
+from . import env
+from .checkpoint import save_checkpoint, train_or_load
+from .data import DeviceLoader, Split, load
+from .trainer import Trainer
+
+IMAGE = (1, 28, 28)
+
+
+@dataclass
+class VAEConfig:
+    arch: str = "mlp"               # "mlp" (784-256-2M, the seeds') or "conv"
+    latent: int = 2                 # M, the dimension of z
+    hidden: int = 256               # MLP hidden width
+    channels: int = 32              # conv width (doubled in the second layer)
+    likelihood: str = "bernoulli"   # "bernoulli" | "gaussian" (fixed sigma) | "categorical" (256 levels)
+    sigma: float = 0.1              # decoder std of the Gaussian likelihood
+    prior: str = "normal"           # "normal" | "mog" (learnable mixture) | "vamp" (VampPrior)
+    components: int = 50            # mixture components / pseudo-inputs
+    dataset: str = "dynamic_mnist"
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    beta: float = 1.0               # KL weight
+    warmup_epochs: int = 0          # KL warm-up: beta rises linearly from 0 over this many epochs
+    eval_k: int = 0                 # importance samples for the NLL stored in the record (0: none)
+    eval_n: int = 10_000            # test images used for that NLL
+    seed: int = 0
+
+
+# ----------------------------------------------------------------------------- likelihoods
+class PixelCategorical(Distribution):
+    """256 grey levels per pixel. ``log_prob`` takes images in [0, 1]; ``mean`` is the expected grey level."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, logits: torch.Tensor) -> None:  # logits: (..., 1, 28, 28, 256)
+        self.levels = Independent(Categorical(logits=logits), 3)
+        super().__init__(self.levels.batch_shape, self.levels.event_shape, validate_args=False)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return self.levels.log_prob((x * 255).round().long())  # x in [0,1] -> level 0..255
+
+    @property
+    def mean(self) -> torch.Tensor:
+        grey = torch.arange(256, device=self.levels.base_dist.probs.device) / 255.0
+        return (self.levels.base_dist.probs * grey).sum(-1)  # E[level]/255, image-shaped
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        return self.levels.sample(sample_shape).float() / 255.0
+
+
+def likelihood(kind: str, out: torch.Tensor, sigma: float) -> Distribution:
+    """p(x|z) from the decoder output ``out`` (..., C, 28, 28); every event is one whole image."""
+    if kind == "bernoulli":
+        return Independent(Bernoulli(logits=out), 3)  # log p = sum of 784 pixel terms
+    if kind == "gaussian":
+        return Independent(Normal(torch.sigmoid(out), sigma), 3)  # mean in [0,1], fixed std
+    if kind == "categorical":  # (..., 256, 28, 28) -> (..., 1, 28, 28, 256)
+        return PixelCategorical(out.movedim(-3, -1).unsqueeze(-4))
+    raise ValueError(f"unknown likelihood {kind!r}; choose bernoulli, gaussian or categorical")
+
+
+# ----------------------------------------------------------------------------- networks
+def encoder_net(c: VAEConfig) -> nn.Module:
+    """x (B,1,28,28) -> (B, 2M): the mean and log-variance of q(z|x)."""
+    if c.arch == "mlp":
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, c.hidden), nn.LeakyReLU(),
+                             nn.Linear(c.hidden, 2 * c.latent))
+    w = c.channels
+    return nn.Sequential(nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(),         # (B, w, 14, 14)
+                         nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(),     # (B, 2w, 7, 7)
+                         nn.Flatten(), nn.Linear(2 * w * 49, 2 * c.latent))
+
+
+def decoder_net(c: VAEConfig) -> nn.Module:
+    """z (B, M) -> decoder output (B, C, 28, 28): logits, means or 256 level logits."""
+    out = 256 if c.likelihood == "categorical" else 1
+    if c.arch == "mlp":
+        return nn.Sequential(nn.Linear(c.latent, c.hidden), nn.LeakyReLU(),
+                             nn.Linear(c.hidden, out * 784), nn.Unflatten(1, (out, 28, 28)))
+    w = c.channels
+    return nn.Sequential(nn.Linear(c.latent, 2 * w * 49), nn.LeakyReLU(), nn.Unflatten(1, (2 * w, 7, 7)),
+                         nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.LeakyReLU(),  # (B, w, 14, 14)
+                         nn.ConvTranspose2d(w, out, 4, 2, 1))                    # (B, out, 28, 28)
+
+
+class VAE(nn.Module):
+    """A one-stochastic-layer VAE with Gaussian q(z|x) (introduced in: The variational autoencoder)."""
+
+    def __init__(self, config: VAEConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.encoder, self.decoder = encoder_net(c), decoder_net(c)
+        self.register_buffer("zero", torch.zeros(c.latent))
+        if c.prior == "mog":  # learnable weights, means and scales of K Gaussians
+            self.mix_logits = nn.Parameter(torch.zeros(c.components))
+            self.mix_means = nn.Parameter(torch.randn(c.components, c.latent))
+            self.mix_logstd = nn.Parameter(torch.zeros(c.components, c.latent))
+        elif c.prior == "vamp":  # K learnable pseudo-inputs u_k, through a sigmoid into [0,1]
+            self.pseudo = nn.Parameter(torch.randn(c.components, *IMAGE) * 0.1)
+        elif c.prior != "normal":
+            raise ValueError(f"unknown prior {c.prior!r}; choose normal, mog or vamp")
+
+    def encode(self, x: torch.Tensor) -> Independent:
+        """q(z|x) = N(mu(x), diag sigma^2(x)), one M-dimensional event per image."""
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)          # (B, M) each
+        return Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)
+
+    def decode(self, z: torch.Tensor) -> Distribution:
+        """p(x|z) for z of shape (..., M); ``.mean`` is image-shaped (..., 1, 28, 28), in [0,1]."""
+        lead = z.shape[:-1]
+        out = self.decoder(z.reshape(-1, z.shape[-1]))          # (prod(lead), C, 28, 28)
+        return likelihood(self.config.likelihood, out.reshape(*lead, *out.shape[1:]), self.config.sigma)
+
+    def prior(self) -> Distribution:
+        """p(z): N(0, I), a learnable mixture of Gaussians, or the VampPrior (1/K) sum_k q(z|u_k)."""
+        c = self.config
+        if c.prior == "normal":
+            return Independent(Normal(self.zero, torch.ones_like(self.zero)), 1)
+        if c.prior == "mog":
+            comp = Independent(Normal(self.mix_means, self.mix_logstd.exp()), 1)
+            return MixtureSameFamily(Categorical(logits=self.mix_logits), comp)
+        q = self.encode(torch.sigmoid(self.pseudo))             # batch of K Gaussians
+        return MixtureSameFamily(Categorical(logits=torch.zeros_like(self.pseudo[:, 0, 0, 0])), q)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return elbo(self, x)
+
+
+# ----------------------------------------------------------------------------- objectives
+def elbo(model: VAE, x: torch.Tensor, beta: float = 1.0, n_samples: int = 1) -> dict[str, torch.Tensor]:
+    """Negative ELBO (beta-weighted): loss = distortion + beta * rate (introduced in: The variational autoencoder).
+
+    distortion = -E_q[log p(x|z)], rate = KL(q(z|x) || p(z)); closed form when torch knows
+    it (Gaussian prior), else the Monte Carlo estimate log q(z|x) - log p(z) at the sample.
+    """
+    q = model.encode(x)
+    z = q.rsample((n_samples,))                    # z = mu + sigma * eps, (S, B, M): reparameterised
+    distortion = -model.decode(z).log_prob(x).mean()   # log p(x|z) summed over pixels, (S, B) -> mean
+    p = model.prior()
+    try:
+        rate = kl_divergence(q, p).mean()          # closed form, (B,) -> mean
+    except NotImplementedError:
+        rate = (q.log_prob(z) - p.log_prob(z)).mean()  # single-sample estimate per image
+    return {"loss": distortion + beta * rate, "rate": rate, "distortion": distortion}
+
+
+def log_weights(model: VAE, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x): (k, B), with log p(x|z) and log q - log p."""
+    q = model.encode(x)
+    z = q.rsample((k,))                                        # (k, B, M)
+    log_px = model.decode(z).log_prob(x)                       # (k, B)
+    log_ratio = q.log_prob(z) - model.prior().log_prob(z)      # log q - log p, (k, B)
+    return log_px - log_ratio, log_px, log_ratio
+
+
+def iwae_bound(model: VAE, x: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+    """The importance-weighted bound log (1/k) sum_i w_i <= log p(x) (introduced in: The variational autoencoder).
+
+    ``bound`` is the batch mean in nats (k=1 gives the ELBO); ``loss`` = -bound.
+    """
+    log_w, log_px, log_ratio = log_weights(model, x, k)
+    bound = (torch.logsumexp(log_w, 0) - math.log(k)).mean()
+    return {"loss": -bound, "rate": log_ratio.mean(), "distortion": -log_px.mean(), "bound": bound}
+
+
+@torch.no_grad()
+def nll_estimate(model: VAE, data: Split | torch.Tensor, k: int = 1000, batch: int = 100,
+                 chunk: int = 250, seed: int = 0) -> dict[str, float]:
+    """-log p(x) estimated by the k-sample IWAE bound, averaged over ``data`` (introduced in: The variational autoencoder).
+
+    Dynamically binarized splits are binarized once with a fixed seed (the test set of
+    Burda et al. 2015). Returns nll, its standard error, the negative ELBO, k and n, in nats.
+    """
+    model.eval()
+    x_all = data.x if isinstance(data, Split) else data
+    if isinstance(data, Split) and data.binarize == "dynamic":
+        x_all = torch.bernoulli(x_all, generator=torch.Generator(x_all.device).manual_seed(seed))
+    torch.manual_seed(seed)
+    nll, neg_elbo = [], []
+    for xb in x_all.split(batch):
+        log_w = torch.cat([log_weights(model, xb, min(chunk, k - s))[0] for s in range(0, k, chunk)])
+        nll.append(-(torch.logsumexp(log_w, 0) - math.log(k)))  # (B,)
+        neg_elbo.append(-log_w.mean(0))
+    nll_t, elbo_t = torch.cat(nll), torch.cat(neg_elbo)
+    return {"nll": float(nll_t.mean()), "nll_stderr": float(nll_t.std() / math.sqrt(len(nll_t))),
+            "neg_elbo": float(elbo_t.mean()), "k": k, "n": len(nll_t)}
+
+
+@torch.no_grad()
+def active_units(model: VAE, x: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
+    """Burda et al.'s count: dimensions u whose posterior mean varies, Cov_x(E_q[z_u]) > threshold."""
+    mu = torch.cat([model.encode(xb).mean for xb in x.split(500)])  # (N, M)
+    variance = mu.var(0)
+    return int((variance > threshold).sum()), variance
+
+
+# ----------------------------------------------------------------------------- training
+def train_vae(model: VAE, config: VAEConfig, path: Path) -> Trainer:
+    """Train with `Trainer` (KL warm-up if asked), then store test NLLs in the record."""
+    device = next(model.parameters()).device
+    smoke = env.smoke()
+    env.seed_everything(config.seed)
+    limit = 2000 if smoke else None
+    train = DeviceLoader(load(config.dataset, "train", device, limit), config.batch_size)
+    valid = DeviceLoader(load(config.dataset, "valid", device, 2000 if smoke else 5000), 500, shuffle=False)
+    steps_warm = config.warmup_epochs * len(train)
+
+    def objective(m: VAE, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        ramp = min(1.0, trainer.step / steps_warm) if steps_warm and m.training else 1.0
+        out = elbo(m, x, beta=config.beta * ramp)
+        return {**out, "beta": torch.tensor(config.beta * ramp, device=x.device)}
+
+    trainer = Trainer(model, objective, config=config, lr=config.lr, checkpoint=path)
+    trainer.fit(train, 1 if smoke else config.epochs, valid)
+    record = trainer.record()
+    extra = test_metrics(model, config, *((20, 200) if smoke else (config.eval_k, config.eval_n)))
+    save_checkpoint(path, model, {**record, "metrics": {**record["metrics"], **extra}}, trainer.optimizer)
+    return trainer
+
+
+def test_subset(name: str, n: int, device: torch.device | str) -> Split:
+    """``n`` test images drawn at random (seed 0): the test files are ordered, so the first n are biased."""
+    full = load(name, "test", device)
+    idx = torch.randperm(len(full), generator=torch.Generator().manual_seed(0))[:n].to(full.x.device)
+    return Split(full.name, full.split, full.x[idx], None if full.y is None else full.y[idx], full.binarize)
+
+
+def test_metrics(model: VAE, config: VAEConfig, k: int, n: int) -> dict:
+    """Active units and (if ``config.eval_k``) k-sample NLL estimates on ``n`` random test images."""
+    device = next(model.parameters()).device
+    data = test_subset(config.dataset, 2000, device)
+    x = torch.bernoulli(data.x, generator=torch.Generator(device).manual_seed(0)) \
+        if data.binarize == "dynamic" else data.x
+    extra: dict = {"active_units": active_units(model, x)[0]}
+    if config.eval_k:
+        test_sets = {"dynamic": "dynamic_mnist", "static": "binarized_mnist"} \
+            if config.likelihood == "bernoulli" else {"test": config.dataset}
+        for tag, name in test_sets.items():
+            est = nll_estimate(model, test_subset(name, n, device), k=k)
+            extra.update({f"{tag}_{key}": value for key, value in est.items()})
+    return extra
+
+
+MLP32 = VAEConfig(latent=32, epochs=20)
+GAUSS = VAEConfig(latent=32, epochs=10, likelihood="gaussian", dataset="mnist")
+CONFIGS: dict[str, VAEConfig] = {
+    "vae_mlp2d": VAEConfig(latent=2, epochs=30),
+    "vae_mlp2d_vamp": VAEConfig(latent=2, epochs=30, prior="vamp"),
+    "vae_mlp32": replace(MLP32, eval_k=500, eval_n=2000),
+    "vae_mlp32_warmup": replace(MLP32, warmup_epochs=10),
+    "vae_gauss_s010": replace(GAUSS, sigma=0.1),
+    "vae_gauss_s071": replace(GAUSS, sigma=math.sqrt(0.5)),
+    "vae_gauss_meanmse": replace(GAUSS, sigma=math.sqrt(784 / 2)),
+    "vae_conv": VAEConfig(arch="conv", latent=32, epochs=15, eval_k=500, eval_n=1000),
+}
+
+
+def trained_vae(name: str, device: torch.device | str | None = None) -> tuple[VAE, dict]:
+    """The shipped VAE ``name`` (a key of `CONFIGS`), trained if missing or stale."""
+    return train_or_load(name, CONFIGS[name], VAE, train_vae, device=device)
+
+
+def _shipped(name: str):
+    def trained(device: torch.device | str | None = None) -> tuple[VAE, dict]:
+        return trained_vae(name, device)
+    trained.__name__ = trained.__qualname__ = "trained_" + name.removeprefix("vae_")
+    return trained
+
+
+for _name in CONFIGS:  # trained_mlp2d, trained_conv, ... (the functions retrain.py names)
+    globals()[_shipped(_name).__name__] = _shipped(_name)
+
+
+# ----------------------------------------------------------------------------- exercise
+def check_gaussian_kl(kl_fn) -> None:
+    """Exercise check (The variational autoencoder): ``kl_fn(mu, logvar)`` -> KL(N(mu, e^logvar) || N(0, I)), shape (B,)."""
+    from .exercises import check_close
+
+    gen = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(16, 5, generator=gen), torch.randn(16, 5, generator=gen)
+    expected = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), Normal(0.0, 1.0)).sum(-1)
+    check_close(kl_fn(mu, logvar), expected, "the KL per image (summed over latent dimensions)")
