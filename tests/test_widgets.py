@@ -6,9 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -258,29 +256,12 @@ def test_show_picks_a_face_without_a_kernel_error(capsys, monkeypatch) -> None:
 
 
 # ----------------------------------------------------------------------------- headless Chromium
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def _skip_or_fail(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{message} (CI is set, so this test may not be skipped)")
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def chromium_page():
-    path = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
-    if path is None:
-        _skip_or_fail("no Chromium at /usr/bin/chromium: `apt-get install chromium`")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip_or_fail("playwright is not installed: `pip install playwright` (it uses the system Chromium)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield browser.new_page()
-        browser.close()
+@pytest.fixture()
+def chromium_page(browser):
+    """A fresh page of the session's headless Chromium (`browser` comes from tests/conftest.py)."""
+    page = browser.new_page()
+    yield page
+    page.close()
 
 
 @pytest.mark.browser

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
+    scripts = context.get("script_files", [])
     seen, unique = set(), []
-    for script in context.get("script_files", []):
-        key = (str(script), tuple(sorted(getattr(script, "attributes", {}).items())))
+    for script in scripts:
+        key = (getattr(script, "filename", None) or "",  # None and "" both mean an inline script
+               tuple(sorted((k, str(v)) for k, v in getattr(script, "attributes", {}).items())))
         if key not in seen:
             seen.add(key)
             unique.append(script)
-    context["script_files"] = unique
+    scripts[:] = unique  # in place: the builder and other handlers hold this same list
 
 
 def setup(app):
-    app.connect("html-page-context", _dedupe_scripts, priority=900)
+    # last, after sphinx.ext.mathjax (priority 500) has added MathJax to pages that have maths
+    app.connect("html-page-context", _dedupe_scripts, priority=999)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
