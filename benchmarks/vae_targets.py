@@ -22,12 +22,12 @@ import argparse
 import json
 import time
 
-import torch
 
 import course_lib
 from course_lib import DeviceLoader, Trainer, load
 from course_lib.env import device_name
-from course_lib.vae import VAE, VAEConfig, elbo, nll_estimate, test_subset
+from course_lib.evaluation import nll_estimate, test_subset
+from course_lib.vae import VAE, VAEConfig, elbo
 
 TARGET_NLL, TARGET_GPU_S, SEEDS_50_EPOCHS_S, BURDA_VAE = 86.0, 30.0, 9 * 60 + 22, 86.76
 

@@ -26,14 +26,14 @@ MODELS: dict[str, str] = {
     "ae_mnist_z32": "course_lib.autoencoders:trained_ae_mnist_z32",
     "ae_fashion_z16": "course_lib.autoencoders:trained_ae_fashion_z16",
     "ae_mnist_z16_denoise": "course_lib.autoencoders:trained_ae_mnist_z16_denoise",
-    "vae_mlp2d": "course_lib.vae:trained_mlp2d",
-    "vae_mlp2d_vamp": "course_lib.vae:trained_mlp2d_vamp",
-    "vae_mlp32": "course_lib.vae:trained_mlp32",
-    "vae_mlp32_warmup": "course_lib.vae:trained_mlp32_warmup",
-    "vae_gauss_s010": "course_lib.vae:trained_gauss_s010",
-    "vae_gauss_s071": "course_lib.vae:trained_gauss_s071",
-    "vae_gauss_meanmse": "course_lib.vae:trained_gauss_meanmse",
-    "vae_conv": "course_lib.vae:trained_conv",
+    "vae_mlp2d": "course_lib.vae_training:trained_mlp2d",
+    "vae_mlp2d_vamp": "course_lib.vae_training:trained_mlp2d_vamp",
+    "vae_mlp32": "course_lib.vae_training:trained_mlp32",
+    "vae_mlp32_warmup": "course_lib.vae_training:trained_mlp32_warmup",
+    "vae_gauss_s010": "course_lib.vae_training:trained_gauss_s010",
+    "vae_gauss_s071": "course_lib.vae_training:trained_gauss_s071",
+    "vae_gauss_meanmse": "course_lib.vae_training:trained_gauss_meanmse",
+    "vae_conv": "course_lib.vae_training:trained_conv",
 }
 
 

@@ -4,23 +4,19 @@ Introduced in: The variational autoencoder. A `VAE` exposes ``encode(x)`` -> q(z
 ``decode(z)`` -> p(x|z) and ``prior()`` -> p(z), all `torch.distributions` objects; the
 objectives (`elbo`, `iwae_bound`) are pure functions returning ``loss``, ``rate`` and
 ``distortion`` (batch means of per-image sums, in nats). Variants are config fields.
+Evaluation (NLL estimates, active units) is in `course_lib.evaluation`; the shipped runs
+and their training are in `course_lib.vae_training`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.distributions import (Bernoulli, Categorical, Distribution, Independent, MixtureSameFamily,
                                  Normal, kl_divergence)
-
-from . import env
-from .checkpoint import save_checkpoint, train_or_load
-from .data import DeviceLoader, Split, load
-from .trainer import Trainer
 
 IMAGE = (1, 28, 28)
 
@@ -181,114 +177,6 @@ def iwae_bound(model: VAE, x: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
     log_w, log_px, log_ratio = log_weights(model, x, k)
     bound = (torch.logsumexp(log_w, 0) - math.log(k)).mean()
     return {"loss": -bound, "rate": log_ratio.mean(), "distortion": -log_px.mean(), "bound": bound}
-
-
-@torch.no_grad()
-def nll_estimate(model: VAE, data: Split | torch.Tensor, k: int = 1000, batch: int = 100,
-                 chunk: int = 250, seed: int = 0) -> dict[str, float]:
-    """-log p(x) estimated by the k-sample IWAE bound, averaged over ``data`` (introduced in: The variational autoencoder).
-
-    Dynamically binarized splits are binarized once with a fixed seed (the test set of
-    Burda et al. 2015). Returns nll, its standard error, the negative ELBO, k and n, in nats.
-    """
-    model.eval()
-    x_all = data.x if isinstance(data, Split) else data
-    if isinstance(data, Split) and data.binarize == "dynamic":
-        x_all = torch.bernoulli(x_all, generator=torch.Generator(x_all.device).manual_seed(seed))
-    torch.manual_seed(seed)
-    nll, neg_elbo = [], []
-    for xb in x_all.split(batch):
-        log_w = torch.cat([log_weights(model, xb, min(chunk, k - s))[0] for s in range(0, k, chunk)])
-        nll.append(-(torch.logsumexp(log_w, 0) - math.log(k)))  # (B,)
-        neg_elbo.append(-log_w.mean(0))
-    nll_t, elbo_t = torch.cat(nll), torch.cat(neg_elbo)
-    return {"nll": float(nll_t.mean()), "nll_stderr": float(nll_t.std() / math.sqrt(len(nll_t))),
-            "neg_elbo": float(elbo_t.mean()), "k": k, "n": len(nll_t)}
-
-
-@torch.no_grad()
-def active_units(model: VAE, x: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
-    """Burda et al.'s count: dimensions u whose posterior mean varies, Cov_x(E_q[z_u]) > threshold."""
-    mu = torch.cat([model.encode(xb).mean for xb in x.split(500)])  # (N, M)
-    variance = mu.var(0)
-    return int((variance > threshold).sum()), variance
-
-
-# ----------------------------------------------------------------------------- training
-def train_vae(model: VAE, config: VAEConfig, path: Path) -> Trainer:
-    """Train with `Trainer` (KL warm-up if asked), then store test NLLs in the record."""
-    device = next(model.parameters()).device
-    smoke = env.smoke()
-    env.seed_everything(config.seed)
-    limit = 2000 if smoke else None
-    train = DeviceLoader(load(config.dataset, "train", device, limit), config.batch_size)
-    valid = DeviceLoader(load(config.dataset, "valid", device, 2000 if smoke else 5000), 500, shuffle=False)
-    steps_warm = config.warmup_epochs * len(train)
-
-    def objective(m: VAE, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        ramp = min(1.0, trainer.step / steps_warm) if steps_warm and m.training else 1.0
-        out = elbo(m, x, beta=config.beta * ramp)
-        return {**out, "beta": torch.tensor(config.beta * ramp, device=x.device)}
-
-    trainer = Trainer(model, objective, config=config, lr=config.lr, checkpoint=path)
-    trainer.fit(train, 1 if smoke else config.epochs, valid)
-    record = trainer.record()
-    extra = test_metrics(model, config, *((20, 200) if smoke else (config.eval_k, config.eval_n)))
-    save_checkpoint(path, model, {**record, "metrics": {**record["metrics"], **extra}}, trainer.optimizer)
-    return trainer
-
-
-def test_subset(name: str, n: int, device: torch.device | str) -> Split:
-    """``n`` test images drawn at random (seed 0): the test files are ordered, so the first n are biased."""
-    full = load(name, "test", device)
-    idx = torch.randperm(len(full), generator=torch.Generator().manual_seed(0))[:n].to(full.x.device)
-    return Split(full.name, full.split, full.x[idx], None if full.y is None else full.y[idx], full.binarize)
-
-
-def test_metrics(model: VAE, config: VAEConfig, k: int, n: int) -> dict:
-    """Active units and (if ``config.eval_k``) k-sample NLL estimates on ``n`` random test images."""
-    device = next(model.parameters()).device
-    data = test_subset(config.dataset, 2000, device)
-    x = torch.bernoulli(data.x, generator=torch.Generator(device).manual_seed(0)) \
-        if data.binarize == "dynamic" else data.x
-    extra: dict = {"active_units": active_units(model, x)[0]}
-    if config.eval_k:
-        test_sets = {"dynamic": "dynamic_mnist", "static": "binarized_mnist"} \
-            if config.likelihood == "bernoulli" else {"test": config.dataset}
-        for tag, name in test_sets.items():
-            est = nll_estimate(model, test_subset(name, n, device), k=k)
-            extra.update({f"{tag}_{key}": value for key, value in est.items()})
-    return extra
-
-
-MLP32 = VAEConfig(latent=32, epochs=20)
-GAUSS = VAEConfig(latent=32, epochs=10, likelihood="gaussian", dataset="mnist")
-CONFIGS: dict[str, VAEConfig] = {
-    "vae_mlp2d": VAEConfig(latent=2, epochs=30),
-    "vae_mlp2d_vamp": VAEConfig(latent=2, epochs=30, prior="vamp"),
-    "vae_mlp32": replace(MLP32, eval_k=500, eval_n=2000),
-    "vae_mlp32_warmup": replace(MLP32, warmup_epochs=10),
-    "vae_gauss_s010": replace(GAUSS, sigma=0.1),
-    "vae_gauss_s071": replace(GAUSS, sigma=math.sqrt(0.5)),
-    "vae_gauss_meanmse": replace(GAUSS, sigma=math.sqrt(784 / 2)),
-    "vae_conv": VAEConfig(arch="conv", latent=32, epochs=15, eval_k=500, eval_n=1000),
-}
-
-
-def trained_vae(name: str, device: torch.device | str | None = None) -> tuple[VAE, dict]:
-    """The shipped VAE ``name`` (a key of `CONFIGS`), trained if missing or stale."""
-    return train_or_load(name, CONFIGS[name], VAE, train_vae, device=device)
-
-
-def _shipped(name: str):
-    def trained(device: torch.device | str | None = None) -> tuple[VAE, dict]:
-        return trained_vae(name, device)
-    trained.__name__ = trained.__qualname__ = "trained_" + name.removeprefix("vae_")
-    return trained
-
-
-for _name in CONFIGS:  # trained_mlp2d, trained_conv, ... (the functions retrain.py names)
-    globals()[_shipped(_name).__name__] = _shipped(_name)
 
 
 # ----------------------------------------------------------------------------- exercise

@@ -376,7 +376,7 @@ def interpolation(decode: Decode, z_start: torch.Tensor, z_end: torch.Tensor, st
 
     return LatentExplorer(f"Interpolation between two latent codes ({method})",
                           [("t", [f"{v:.2f}" for v in t.tolist()])], [("z(t)", frames, None)], build, zoom,
-                          figures=[(f"the whole path, t = 0 (left) to 1 (right)", strip,
+                          figures=[("the whole path, t = 0 (left) to 1 (right)", strip,
                                     steps * (imgs.shape[-1] + 1) - 1)], px=imgs.shape[-1])
 
 

@@ -8,7 +8,6 @@ import torch
 
 from course_lib import Trainer, checkpoint, load, retrain
 from course_lib import autoencoders as ae
-from course_lib.data import Split
 from course_lib.exercises import ExerciseError
 
 

@@ -9,8 +9,9 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from course_lib import ExerciseError, Trainer, load_checkpoint, save_checkpoint
-from course_lib.vae import (CONFIGS, VAE, PixelCategorical, VAEConfig, active_units, check_gaussian_kl, elbo,
-                            iwae_bound, nll_estimate)
+from course_lib.evaluation import active_units, nll_estimate
+from course_lib.vae import VAE, PixelCategorical, VAEConfig, check_gaussian_kl, elbo, iwae_bound
+from course_lib.vae_training import CONFIGS
 
 IMAGE_SHAPE = (1, 28, 28)
 SMALL = dict(hidden=32, channels=4, components=5)
