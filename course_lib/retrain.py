@@ -34,6 +34,7 @@ MODELS: dict[str, str] = {
     "vae_gauss_s071": "course_lib.vae_training:trained_gauss_s071",
     "vae_gauss_meanmse": "course_lib.vae_training:trained_gauss_meanmse",
     "vae_conv": "course_lib.vae_training:trained_conv",
+    "vae_cat": "course_lib.vae_training:trained_cat",
 }
 
 

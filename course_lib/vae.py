@@ -48,20 +48,25 @@ class PixelCategorical(Distribution):
 
     arg_constraints: dict = {}
 
-    def __init__(self, logits: torch.Tensor) -> None:  # logits: (..., 1, 28, 28, 256)
-        self.levels = Independent(Categorical(logits=logits), 3)
-        super().__init__(self.levels.batch_shape, self.levels.event_shape, validate_args=False)
+    def __init__(self, logits: torch.Tensor) -> None:  # logits: (..., 256, 28, 28), one softmax per pixel
+        self.logits = logits
+        super().__init__(logits.shape[:-3], torch.Size((1, *logits.shape[-2:])), validate_args=False)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        return self.levels.log_prob((x * 255).round().long())  # x in [0,1] -> level 0..255
+        level = (x * 255).round().long()                       # x in [0,1] -> level 0..255, (..., 1, 28, 28)
+        log_pi = torch.log_softmax(self.logits, dim=-3)         # log pi_{i,l}, normalised over the 256 levels
+        log_pi, level = torch.broadcast_tensors(log_pi, level)  # broadcast batch dims (z samples vs images)
+        return log_pi.gather(-3, level[..., :1, :, :]).sum((-3, -2, -1))  # sum_i log pi_{i, level_i}
 
     @property
     def mean(self) -> torch.Tensor:
-        grey = torch.arange(256, device=self.levels.base_dist.probs.device) / 255.0
-        return (self.levels.base_dist.probs * grey).sum(-1)  # E[level]/255, image-shaped
+        grey = torch.arange(256, device=self.logits.device, dtype=self.logits.dtype) / 255.0
+        probs = torch.softmax(self.logits, dim=-3)              # (..., 256, 28, 28)
+        return torch.einsum("...lhw,l->...hw", probs, grey).unsqueeze(-3)  # E[level]/255, (..., 1, 28, 28)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
-        return self.levels.sample(sample_shape).float() / 255.0
+        levels = Categorical(logits=self.logits.movedim(-3, -1)).sample(sample_shape)  # (..., 28, 28)
+        return levels.unsqueeze(-3).float() / 255.0
 
 
 def likelihood(kind: str, out: torch.Tensor, sigma: float) -> Distribution:
@@ -70,8 +75,8 @@ def likelihood(kind: str, out: torch.Tensor, sigma: float) -> Distribution:
         return Independent(Bernoulli(logits=out), 3)  # log p = sum of 784 pixel terms
     if kind == "gaussian":
         return Independent(Normal(torch.sigmoid(out), sigma), 3)  # mean in [0,1], fixed std
-    if kind == "categorical":  # (..., 256, 28, 28) -> (..., 1, 28, 28, 256)
-        return PixelCategorical(out.movedim(-3, -1).unsqueeze(-4))
+    if kind == "categorical":  # (..., 256, 28, 28): 256 level logits per pixel
+        return PixelCategorical(out)
     raise ValueError(f"unknown likelihood {kind!r}; choose bernoulli, gaussian or categorical")
 
 

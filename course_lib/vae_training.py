@@ -71,6 +71,7 @@ CONFIGS: dict[str, VAEConfig] = {
     "vae_gauss_s071": replace(GAUSS, sigma=math.sqrt(0.5)),
     "vae_gauss_meanmse": replace(GAUSS, sigma=math.sqrt(784 / 2)),
     "vae_conv": VAEConfig(arch="conv", latent=32, epochs=50, eval_k=1000, eval_n=2000),
+    "vae_cat": VAEConfig(arch="conv", latent=32, epochs=5, likelihood="categorical", dataset="mnist"),
 }
 
 

@@ -66,9 +66,22 @@ def test_likelihood_log_probs_are_per_image_sums() -> None:
     px = g.decode(torch.zeros(3, 2))
     expected = Normal(px.mean, 0.3).log_prob(x).sum((1, 2, 3))
     torch.testing.assert_close(px.log_prob(x), expected)
-    cat = PixelCategorical(torch.zeros(3, 1, 28, 28, 256))          # uniform over 256 levels
+    cat = PixelCategorical(torch.zeros(3, 256, 28, 28))             # uniform over 256 levels
     torch.testing.assert_close(cat.log_prob(x), torch.full((3,), -784 * math.log(256)))
     torch.testing.assert_close(cat.mean, torch.full((3, 1, 28, 28), 0.5))
+
+
+def test_pixel_categorical_matches_torch_categorical() -> None:
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 3, 256, 28, 28, generator=gen)            # (k samples, B images, levels, H, W)
+    x = torch.randint(0, 256, (3, 1, 28, 28), generator=gen) / 255.0  # grey levels, broadcast over k
+    reference = torch.distributions.Categorical(logits=logits.movedim(2, -1))
+    expected = reference.log_prob((x * 255).round().long().squeeze(1)).sum((-2, -1))  # (4, 3)
+    cat = PixelCategorical(logits)
+    torch.testing.assert_close(cat.log_prob(x), expected)
+    grey = torch.arange(256.0) / 255
+    torch.testing.assert_close(cat.mean.squeeze(2), (reference.probs * grey).sum(-1))
+    assert cat.sample().shape == (4, 3, 1, 28, 28) and cat.sample().max() <= 1.0
 
 
 def test_gradients_reach_the_encoder_through_z() -> None:
