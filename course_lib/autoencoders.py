@@ -257,16 +257,6 @@ def trained_ae(name: str, device: torch.device | str | None = None) -> tuple[Con
     return train_or_load(name, SHIPPED[name], ConvAutoencoder, train_conv_ae, device=device)
 
 
-# one function per checkpoint, for `python -m course_lib.retrain NAME`
-trained_ae_mnist_z2 = partial(trained_ae, "ae_mnist_z2")
-trained_ae_mnist_z4 = partial(trained_ae, "ae_mnist_z4")
-trained_ae_mnist_z8 = partial(trained_ae, "ae_mnist_z8")
-trained_ae_mnist_z16 = partial(trained_ae, "ae_mnist_z16")
-trained_ae_mnist_z32 = partial(trained_ae, "ae_mnist_z32")
-trained_ae_fashion_z16 = partial(trained_ae, "ae_fashion_z16")
-trained_ae_mnist_z16_denoise = partial(trained_ae, "ae_mnist_z16_denoise")
-
-
 # ----------------------------------------------------------------------------- exercise checks
 def check_principal_angles(fn) -> None:
     """Exercise check (Autoencoders): ``fn(a, b)`` returns the principal angles in radians, largest first."""

@@ -15,6 +15,13 @@ from .data import Split, load
 from .vae import log_weights
 
 
+def eval_images(data: Split, seed: int = 0) -> torch.Tensor:
+    """The images of ``data`` to evaluate on: a dynamically binarized split is binarized once, seeded."""
+    if data.binarize != "dynamic":
+        return data.x
+    return torch.bernoulli(data.x, generator=torch.Generator(data.x.device).manual_seed(seed))  # x_b ~ Bernoulli(x)
+
+
 @torch.no_grad()
 def nll_estimate(model: nn.Module, data: Split | torch.Tensor, k: int = 1000, batch: int = 100,
                  chunk: int = 250, seed: int = 0) -> dict[str, float]:
@@ -24,9 +31,7 @@ def nll_estimate(model: nn.Module, data: Split | torch.Tensor, k: int = 1000, ba
     Burda et al. 2015). Returns nll, its standard error, the negative ELBO, k and n, in nats.
     """
     model.eval()
-    x_all = data.x if isinstance(data, Split) else data
-    if isinstance(data, Split) and data.binarize == "dynamic":
-        x_all = torch.bernoulli(x_all, generator=torch.Generator(x_all.device).manual_seed(seed))
+    x_all = eval_images(data, seed) if isinstance(data, Split) else data
     torch.manual_seed(seed)
     nll, neg_elbo = [], []
     for xb in x_all.split(batch):

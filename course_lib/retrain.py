@@ -9,32 +9,19 @@ overwrites the shipped checkpoint (weights + JSON record) atomically.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
+from functools import partial
 from typing import Callable
 
-from . import env
+from . import autoencoders, env, tour, vae_training
 
-# name -> "module:function"; the function returns (model, record) via `train_or_load`.
-MODELS: dict[str, str] = {
-    "tour_classifier": "course_lib.tour:trained_classifier",
-    "ae_mnist_z2": "course_lib.autoencoders:trained_ae_mnist_z2",
-    "ae_mnist_z4": "course_lib.autoencoders:trained_ae_mnist_z4",
-    "ae_mnist_z8": "course_lib.autoencoders:trained_ae_mnist_z8",
-    "ae_mnist_z16": "course_lib.autoencoders:trained_ae_mnist_z16",
-    "ae_mnist_z32": "course_lib.autoencoders:trained_ae_mnist_z32",
-    "ae_fashion_z16": "course_lib.autoencoders:trained_ae_fashion_z16",
-    "ae_mnist_z16_denoise": "course_lib.autoencoders:trained_ae_mnist_z16_denoise",
-    "vae_mlp2d": "course_lib.vae_training:trained_mlp2d",
-    "vae_mlp2d_vamp": "course_lib.vae_training:trained_mlp2d_vamp",
-    "vae_mlp32": "course_lib.vae_training:trained_mlp32",
-    "vae_mlp32_warmup": "course_lib.vae_training:trained_mlp32_warmup",
-    "vae_gauss_s010": "course_lib.vae_training:trained_gauss_s010",
-    "vae_gauss_s071": "course_lib.vae_training:trained_gauss_s071",
-    "vae_gauss_meanmse": "course_lib.vae_training:trained_gauss_meanmse",
-    "vae_conv": "course_lib.vae_training:trained_conv",
-    "vae_cat": "course_lib.vae_training:trained_cat",
+# name -> the function of ``device`` that returns (model, record) via `train_or_load`: one entry
+# per shipped checkpoint, taken from each family's table of shipped configs.
+MODELS: dict[str, Callable] = {
+    "tour_classifier": tour.trained_classifier,
+    **{name: partial(autoencoders.trained_ae, name) for name in autoencoders.SHIPPED},
+    **{name: partial(vae_training.trained_vae, name) for name in vae_training.CONFIGS},
 }
 
 
@@ -42,8 +29,14 @@ def resolve(name: str) -> Callable:
     """The function that trains or loads checkpoint ``name``."""
     if name not in MODELS:
         raise KeyError(f"no shipped model called {name!r}; known: {', '.join(sorted(MODELS))}")
-    module, func = MODELS[name].split(":")
-    return getattr(importlib.import_module(module), func)
+    return MODELS[name]
+
+
+def _describe(fn: Callable) -> str:
+    """``module.function`` (with its bound arguments) for ``--list``."""
+    inner = fn.func if isinstance(fn, partial) else fn
+    args = ", ".join(repr(a) for a in getattr(fn, "args", ()))
+    return f"{inner.__module__}.{inner.__name__}({args})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the shipped models and exit")
     args = parser.parse_args(argv)
     if args.list or not args.names:
-        for name, target in sorted(MODELS.items()):
-            print(f"{name:32s} {target}")
+        for name, fn in sorted(MODELS.items()):
+            print(f"{name:32s} {_describe(fn)}")
         return 0
     names = sorted(MODELS) if args.names == ["all"] else args.names
     unknown = [n for n in names if n not in MODELS]

@@ -16,7 +16,7 @@ import torch
 from . import env
 from .checkpoint import save_checkpoint, train_or_load
 from .data import DeviceLoader, load
-from .evaluation import active_units, nll_estimate, test_subset
+from .evaluation import active_units, eval_images, nll_estimate, test_subset
 from .trainer import Trainer
 from .vae import VAE, VAEConfig, elbo
 
@@ -48,9 +48,7 @@ def test_metrics(model: VAE, config: VAEConfig, k: int, n: int) -> dict:
     """Active units and (if ``config.eval_k``) k-sample NLL estimates on ``n`` random test images."""
     device = next(model.parameters()).device
     data = test_subset(config.dataset, 2000, device)
-    x = torch.bernoulli(data.x, generator=torch.Generator(device).manual_seed(0)) \
-        if data.binarize == "dynamic" else data.x
-    extra: dict = {"active_units": active_units(model, x)[0]}
+    extra: dict = {"active_units": active_units(model, eval_images(data))[0]}
     if config.eval_k:
         test_sets = {"dynamic": "dynamic_mnist", "static": "binarized_mnist"} \
             if config.likelihood == "bernoulli" else {"test": config.dataset}
@@ -78,14 +76,3 @@ CONFIGS: dict[str, VAEConfig] = {
 def trained_vae(name: str, device: torch.device | str | None = None) -> tuple[VAE, dict]:
     """The shipped VAE ``name`` (a key of `CONFIGS`), trained if missing or stale."""
     return train_or_load(name, CONFIGS[name], VAE, train_vae, device=device)
-
-
-def _shipped(name: str):
-    def trained(device: torch.device | str | None = None) -> tuple[VAE, dict]:
-        return trained_vae(name, device)
-    trained.__name__ = trained.__qualname__ = "trained_" + name.removeprefix("vae_")
-    return trained
-
-
-for _name in CONFIGS:  # trained_mlp2d, trained_conv, ... (the functions retrain.py names)
-    globals()[_shipped(_name).__name__] = _shipped(_name)

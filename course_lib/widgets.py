@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.utils import make_grid
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from .trainer import _interactive
@@ -104,14 +105,9 @@ def png_uri(img: np.ndarray | torch.Tensor, levels: int = LEVELS) -> str:
 
 
 def tile(images: torch.Tensor, nrow: int, pad: int = 0) -> np.ndarray:
-    """(N, H, W) images -> one (rows*H, nrow*W) array, row-major, white padding."""
-    n, h, w = images.shape
-    rows = -(-n // nrow)
-    out = np.ones((rows * (h + pad) - pad, nrow * (w + pad) - pad), dtype=np.float32)
-    for i, im in enumerate(images.numpy()):
-        r, c = divmod(i, nrow)
-        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = im
-    return out
+    """(N, H, W) images -> one (rows*H, nrow*W) array, row-major, white padding between images."""
+    grid = make_grid(images.unsqueeze(1).float(), nrow=nrow, padding=pad, pad_value=1.0)[0]  # torchvision pads the border too
+    return grid[pad:grid.shape[0] - pad, pad:grid.shape[1] - pad].numpy()
 
 
 def _png_bytes(img: np.ndarray, zoom: int) -> bytes:

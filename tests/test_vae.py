@@ -9,7 +9,8 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from course_lib import ExerciseError, Trainer, load_checkpoint, save_checkpoint
-from course_lib.evaluation import active_units, nll_estimate
+from course_lib.data import Split
+from course_lib.evaluation import active_units, eval_images, nll_estimate
 from course_lib.vae import VAE, PixelCategorical, VAEConfig, check_gaussian_kl, elbo, iwae_bound
 from course_lib.vae_training import CONFIGS
 
@@ -119,6 +120,15 @@ def test_mc_rate_for_learnable_priors() -> None:
     out = elbo(model, images())
     out["loss"].backward()
     assert model.pseudo.grad is not None and float(model.pseudo.grad.abs().sum()) > 0
+
+
+def test_eval_images_binarize_dynamic_splits_once() -> None:
+    grey = Split("dynamic_mnist", "test", images(8, binary=False), None, "dynamic")
+    first, again = eval_images(grey), eval_images(grey)
+    assert set(first.unique().tolist()) <= {0.0, 1.0} and torch.equal(first, again)  # binary, and the same each time
+    assert not torch.equal(first, eval_images(grey, seed=1))
+    static = Split("binarized_mnist", "test", images(8), None, None)
+    assert eval_images(static) is static.x
 
 
 def test_active_units_counts_varying_means() -> None:

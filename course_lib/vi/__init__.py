@@ -11,6 +11,6 @@ from .gaussian import (ConjugateGaussian, check_conjugate_elbo, kl_diag_gaussian
 from .cavi import (MeanField, NormalGamma, cavi_mixture, cavi_normal_gamma, cavi_update_assignments,
                    cavi_update_means, cavi_update_mu, cavi_update_tau, check_assignment_update, mixture_elbo,
                    normal_gamma_elbo, normal_gamma_log_evidence, normal_gamma_posterior, sample_mixture)
-from .estimators import (LinearRegression, check_score_function_grad, diag_gaussian, gaussian_fisher_diag, gaussian_kl,
+from .estimators import (LinearRegression, check_score_function_grad, diag_gaussian, gaussian_fisher_diag,
                          natural_gradient, natural_gradient_step, reparam_grad, score_function_grad,
                          score_function_grad_baseline, score_function_grad_rb)

@@ -31,21 +31,6 @@ def diag_gaussian(mu: torch.Tensor, log_sigma: torch.Tensor) -> Independent:
     return Independent(Normal(mu, log_sigma.exp()), 1)
 
 
-def gaussian_kl(mean_q: torch.Tensor, cov_q: torch.Tensor, mean_p: torch.Tensor, cov_p: torch.Tensor) -> torch.Tensor:
-    """Closed-form KL(N(mean_q, cov_q) || N(mean_p, cov_p)) for full covariances, in nats.
-
-    KL = 1/2 [ tr(P^-1 Q) + (m_p - m_q)^T P^-1 (m_p - m_q) - D + log det P - log det Q ].
-    """
-    d = mean_q.shape[-1]
-    chol_p = torch.linalg.cholesky(cov_p)
-    diff = (mean_p - mean_q).unsqueeze(-1)                              # (D, 1)
-    trace = torch.cholesky_solve(cov_q, chol_p).diagonal(dim1=-2, dim2=-1).sum(-1)
-    mahalanobis = (diff.transpose(-1, -2) @ torch.cholesky_solve(diff, chol_p)).squeeze(-1).squeeze(-1)
-    logdet_p = 2 * chol_p.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-    logdet_q = torch.linalg.slogdet(cov_q)[1]
-    return 0.5 * (trace + mahalanobis - d + logdet_p - logdet_q)
-
-
 def gaussian_fisher_diag(log_sigma: torch.Tensor) -> torch.Tensor:
     """Fisher information of N(mu, sigma^2) per coordinate in (mu, log_sigma): (2, D) = [1/sigma^2, 2].
 

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch.distributions import MultivariateNormal, Normal
+from torch.distributions import LowRankMultivariateNormal, MultivariateNormal, Normal
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -113,17 +113,9 @@ def check_conjugate_elbo(your_elbo) -> None:
 def ppca_log_evidence(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2: float) -> torch.Tensor:
     """sum_n log N(x_n; mu, C), C = W W^T + sigma2 I, exact. Introduced in: Latent-variable models and the ELBO.
 
-    Uses the k x k matrix M = W^T W + sigma2 I instead of the D x D matrix C (Woodbury):
-    log det C = (D - k) log sigma2 + log det M,  C^-1 = (I - W M^-1 W^T) / sigma2.
+    `LowRankMultivariateNormal` works with the k x k matrix W^T W + sigma2 I (Woodbury), never the D x D C.
     """
-    n, d = x.shape
-    k = W.shape[1]
-    xc = x - mu                                                           # (N, D)
-    M = W.T @ W + sigma2 * torch.eye(k, dtype=x.dtype)                    # (k, k)
-    logdet = (d - k) * math.log(sigma2) + torch.logdet(M)
-    proj = xc @ W                                                         # (N, k)
-    maha = ((xc ** 2).sum() - (proj * torch.linalg.solve(M, proj.T).T).sum()) / sigma2
-    return -0.5 * (n * d * LOG_2PI + n * logdet + maha)
+    return LowRankMultivariateNormal(mu, W, torch.full_like(mu, sigma2)).log_prob(x).sum()
 
 
 def ppca_posterior(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2: float):
