@@ -126,10 +126,13 @@ def read_record(path: str | Path) -> dict:
     if not meta.is_file():
         raise CheckpointError(f"no checkpoint record at {meta}")
     try:
-        return json.loads(meta.read_text())
+        record = json.loads(meta.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"checkpoint record {meta} is not valid JSON ({err}); "
                               "delete it or retrain") from err
+    if not isinstance(record, dict):
+        raise CheckpointError(f"checkpoint record {meta} is not a JSON object; delete it or retrain")
+    return record
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,

@@ -47,13 +47,20 @@ def _first_code_cell(nb: dict) -> dict | None:
     return next((c for c in nb.get("cells", []) if c.get("cell_type") == "code"), None)
 
 
+def _seed_of(cell: dict | None) -> int:
+    """The seed a setup cell passes to ``course_lib.setup(seed=...)`` (0 when it passes none)."""
+    source = "".join(cell["source"]) if cell is not None else ""
+    if "course_lib.setup(seed=" not in source:
+        return 0
+    return int(source.split("course_lib.setup(seed=")[1].split(")")[0])
+
+
 def problems(path: Path) -> list[str]:
     """What is wrong with one notebook: stored outputs, or a setup cell that drifted."""
     nb = json.loads(path.read_text())
     found = []
     cell = _first_code_cell(nb)
-    if cell is None or "".join(cell["source"]).split("settings = course_lib.setup(")[0] != \
-            setup_cell_source().split("settings = course_lib.setup(")[0]:
+    if cell is None or "".join(cell["source"]) != setup_cell_source(_seed_of(cell)):
         found.append("first code cell is not the standard setup cell")
     with_outputs = [i for i, c in enumerate(nb["cells"])
                     if c.get("cell_type") == "code" and (c.get("outputs") or c.get("execution_count"))]
@@ -66,11 +73,7 @@ def sync(path: Path) -> None:
     """Rewrite the setup cell (keeping its seed) and strip every output."""
     nb = json.loads(path.read_text())
     cell = _first_code_cell(nb)
-    seed = 0
-    if cell is not None and "course_lib.setup(seed=" in "".join(cell["source"]):
-        tail = "".join(cell["source"]).split("course_lib.setup(seed=")[1]
-        seed = int(tail.split(")")[0])
-    source = setup_cell_source(seed).splitlines(keepends=True)
+    source = setup_cell_source(_seed_of(cell)).splitlines(keepends=True)
     if cell is None:
         nb["cells"].insert(0, {"cell_type": "code", "metadata": {}, "source": source,
                                "outputs": [], "execution_count": None})

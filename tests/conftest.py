@@ -1,4 +1,4 @@
-"""Shared test set-up: the smoke setting for notebooks, data and browser fixtures."""
+"""Shared test fixtures: data and browser."""
 
 from __future__ import annotations
 
@@ -14,10 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "_build" / "html"
 
-# nbval starts one kernel per notebook from this process: the kernels inherit this, so every
-# chapter runs in the small, fast setting under pytest. Set before any kernel starts.
-os.environ["VAE_COURSE_SMOKE"] = "1"
-os.environ.setdefault("MPLBACKEND", "Agg")
+# The smoke setting for every test and notebook is switched on in the root conftest.py.
 
 IN_CI = bool(os.environ.get("CI"))
 

@@ -6,7 +6,16 @@ import pytest
 import torch
 
 import course_lib
+from course_lib.env import pick_device
 from course_lib.exercises import ExerciseError, check_close
+
+
+@pytest.mark.parametrize("cuda,mps,expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_pick_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda: bool, mps: bool, expected: str) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert pick_device().type == expected
+    assert pick_device("cpu").type == "cpu"  # an explicit choice wins
 
 
 def test_setup_seeds_and_reports(monkeypatch, capsys) -> None:

@@ -37,6 +37,15 @@ def test_problems_are_detected(tmp_path: Path) -> None:
     assert any("setup cell" in p for p in found) and any("outputs" in p for p in found)
     notebook.sync(bad)
     assert notebook.problems(bad) == []
+    cells = json.loads(bad.read_text())["cells"]
+    at = next(i for i, c in enumerate(cells) if c["cell_type"] == "code")
+    first = cells[at]
+    for drifted in ("".join(first["source"]) + "\ntorch.manual_seed(1)",            # a line after setup()
+                    "".join(first["source"]).replace("seed=0", "seed=7")):       # another seed is fine
+        nb = json.loads(bad.read_text())
+        nb["cells"][at]["source"] = drifted
+        bad.write_text(json.dumps(nb))
+        assert notebook.problems(bad) == ([] if "seed=7" in drifted else ["first code cell is not the standard setup cell"])
 
 
 def test_repository_url_lives_in_one_place() -> None:

@@ -165,9 +165,21 @@ def test_crash_while_saving_keeps_the_previous_checkpoint(tmp_path: Path, monkey
     load_checkpoint(tmp_path / "c", Tiny())  # still consistent
 
 
+def test_gradient_clipping_bounds_the_gradient_norm() -> None:
+    def last_grad_norm(clip: float | None) -> float:
+        torch.manual_seed(0)
+        trainer = Trainer(Tiny(), mse, lr=0.05, clip_grad=clip, progress=False, verbose=False)
+        trainer.fit(batches(1), epochs=1)   # one step; its (clipped) gradients stay on the parameters
+        return float(torch.cat([p.grad.flatten() for p in trainer.model.parameters()]).norm())
+
+    assert last_grad_norm(None) > 0.5
+    assert last_grad_norm(0.1) == pytest.approx(0.1, rel=1e-4)
+
+
 @pytest.mark.parametrize("damage,pattern", [
     (lambda d: (d / "m.safetensors").write_bytes(b"\x00" * 50), "checksum"),
     (lambda d: (d / "m.json").write_text("{ not json"), "not valid JSON"),
+    (lambda d: (d / "m.json").write_text("[1, 2]"), "not a JSON object"),
     (lambda d: (d / "m.safetensors").unlink(), "weights .* are missing"),
 ])
 def test_corrupt_checkpoints_give_clear_errors(tmp_path: Path, damage, pattern) -> None:
