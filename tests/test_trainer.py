@@ -251,3 +251,12 @@ def test_smoke_training_never_overwrites_shipped_checkpoints(tmp_path: Path, mon
     train_or_load("t", TinyConfig(), Tiny, Calls(), device="cpu", directory=shipped)
     assert list(shipped.iterdir()) == []
     assert (tmp_path / "cache" / "smoke-checkpoints" / "t.safetensors").is_file()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="mixed precision and torch.compile are GPU options")
+def test_amp_and_compile_train_on_a_gpu() -> None:
+    torch.manual_seed(0)
+    data = [(x.cuda(), y.cuda()) for x, y in batches()]
+    trainer = Trainer(Tiny().cuda(), mse, lr=0.05, amp=True, compile=True, progress=False, verbose=False)
+    history = trainer.fit(data, epochs=3)
+    assert history["train"]["loss"][-1] < 0.5 * history["train"]["loss"][0]
