@@ -48,6 +48,15 @@ def test_problems_are_detected(tmp_path: Path) -> None:
         assert notebook.problems(bad) == ([] if "seed=7" in drifted else ["first code cell is not the standard setup cell"])
 
 
+def test_no_cell_prints_the_value_of_its_last_glue() -> None:
+    """`glue` returns its value, so a cell that ends with a bare `glue(...)` shows a stray number."""
+    for path in notebook.notebooks():
+        for cell in json.loads(path.read_text())["cells"]:
+            last = ([line for line in "".join(cell["source"]).splitlines() if line.strip()] or [""])[-1]
+            if cell["cell_type"] == "code" and last.startswith("glue("):
+                assert last.rstrip().endswith(";"), f"{path.name}: end `{last.strip()}` with `;`"
+
+
 def test_repository_url_lives_in_one_place() -> None:
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["repository"]["url"] == _about.REPO_URL
