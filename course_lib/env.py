@@ -76,6 +76,16 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def interactive() -> bool:
+    """True when a person is watching a notebook (Jupyter, Colab, VS Code), not CI or a book build.
+
+    Introduced in: How to use this book. Progress bars and live widgets switch on it.
+    """
+    if os.environ.get("CI"):
+        return False
+    return any(k in os.environ for k in ("JPY_SESSION_NAME", "COLAB_RELEASE_TAG", "VSCODE_PID"))
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)

@@ -31,17 +31,10 @@ def _call_model(model: torch.nn.Module, batch: Any) -> dict:
     return model(*batch) if isinstance(batch, (tuple, list)) else model(batch)
 
 
-def _interactive() -> bool:
-    """A person is watching a notebook (Jupyter, Colab, VS Code), not CI or a book build."""
-    if os.environ.get("CI"):
-        return False
-    return any(k in os.environ for k in ("JPY_SESSION_NAME", "COLAB_RELEASE_TAG", "VSCODE_PID"))
-
-
 def _progress(iterable: Iterable, total: int | None, desc: str, enabled: bool):
     if not enabled:
         return iterable
-    if _interactive():
+    if env.interactive():
         from tqdm.auto import tqdm  # notebook widget bar
     else:
         from tqdm import tqdm  # plain text bar on stderr (the book hides stderr)

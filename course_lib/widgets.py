@@ -28,7 +28,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
-from .trainer import _interactive
+from .env import interactive
 
 Decode = Callable[[torch.Tensor], "Distribution | torch.Tensor"]
 PX = 28      # the course's images are 28 x 28; other square sizes work too
@@ -239,7 +239,7 @@ class LatentExplorer:
         """Display live widgets when a person watches a notebook (or ``live=True``), else static HTML."""
         from IPython.display import HTML, display
         if live is None:
-            live = _interactive()
+            live = interactive()
         if live:
             try:
                 display(self.live())
