@@ -1,52 +1,70 @@
-"""Checkpoints: safetensors weights plus a JSON record, written atomically; `train_or_load`.
+"""The checkpoint format: safetensors weights with their record inside, written atomically.
 
-Introduced in: How to use this book. A checkpoint called ``NAME`` is three files:
+Introduced in: How to use this book. This module is the *format* only; which models ship
+and how they train is `course_lib.runs`. A checkpoint called ``NAME`` in a folder is:
 
-``NAME.safetensors``         the model's weights (never a pickle);
-``NAME.json``                the record: config and its hash, epochs, device, wall time,
-                             metrics, history, library versions, weights checksum;
-``NAME.resume.safetensors``  optimizer state for resuming (not committed to the repository).
+``NAME.safetensors``          the weights, with the JSON record in the file's own metadata
+                              (one file, replaced by one `os.replace`: weights and record can
+                              never disagree);
+``NAME.json``                 a readable copy of that record (git diffs, sweep members that
+                              ship no weights); rewritten from the embedded one if they differ;
+``NAME.partial.safetensors``  an unfinished training run: weights, optimizer state, RNG state
+                              and record in one file (never shipped, resumed by the Trainer);
+``NAME.lock``                 held while a process trains ``NAME`` (released by the OS even
+                              after ``kill -9``).
 
-Every file is written to a temporary name in the same folder and moved into place with
-`os.replace`, so a crash leaves either the old checkpoint or the new one, never half of one.
+Only a record with ``finished: true`` and finite weights is ever written as ``NAME``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import platform
+import re
 import tempfile
 import time
-import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
-from . import env
 from ._about import __version__
 
-FORMAT = 1
-ALLOW_TRAINING = True  # tests set this to False to prove that shipped checkpoints load as they are
-REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+FORMAT = 2
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# Fields every finished record has, with their JSON types (hand edits are checked on load).
+SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "name": str, "config": dict, "config_hash": str, "epochs": int, "finished": bool,
+    "device": str, "wall_time_s": (int, float), "metrics": dict, "format": int, "tensors_sha256": str,
+}
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupt, or belongs to another config or model."""
+    """A checkpoint is missing, unfinished, corrupt, or belongs to another config or model."""
 
 
-# ----------------------------------------------------------------------------- config
+# ----------------------------------------------------------------------------- names and configs
+def check_name(name: str) -> str:
+    """A checkpoint name is a plain file stem: letters, digits, ``_.-``; no folders, no ``..``."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name \
+            or name.endswith((".partial", ".json", ".safetensors", ".lock")):
+        raise CheckpointError(f"invalid checkpoint name {name!r}: use letters, digits, '_', '-' and "
+                              "'.' only (no folders, no '..'), e.g. 'vae_conv'")
+    return name
+
+
 def config_dict(config: Any) -> dict:
     """A plain JSON-able dict of a dataclass (or dict) config."""
     if dataclasses.is_dataclass(config):
-        return dataclasses.asdict(config)
-    if isinstance(config, dict):
-        return dict(config)
+        config = dataclasses.asdict(config)
+    if isinstance(config, dict):  # through JSON, so tuples become lists exactly as in a saved record
+        return json.loads(json.dumps(config, default=str))
     raise TypeError(f"config must be a dataclass or dict, got {type(config).__name__}")
 
 
@@ -56,186 +74,272 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def checkpoint_dir() -> Path:
-    """The shipped checkpoints (``checkpoints/`` in a repository checkout), else the cache."""
-    if REPO_CHECKPOINTS.is_dir():
-        return REPO_CHECKPOINTS
-    return env.cache_dir() / "checkpoints"
-
-
 def versions() -> dict[str, str]:
+    """Library versions, stored in every record."""
     import safetensors
 
     return {"python": platform.python_version(), "torch": torch.__version__,
             "safetensors": safetensors.__version__, "course_lib": __version__}
 
 
-# ----------------------------------------------------------------------------- files
+def paths(stem: str | Path) -> dict[str, Path]:
+    """The files of checkpoint ``stem`` (a folder / NAME), after checking NAME."""
+    stem = Path(stem)
+    check_name(stem.name)
+    if ".." in stem.parts:
+        raise CheckpointError(f"checkpoint path {stem} climbs out of its folder ('..'); name a plain file stem")
+    return {kind: stem.with_name(stem.name + suffix) for kind, suffix in (
+        ("weights", ".safetensors"), ("json", ".json"), ("partial", ".partial.safetensors"),
+        ("lock", ".lock"))}
+
+
+# ----------------------------------------------------------------------------- low level
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Write to a temporary file in the same folder, fsync, then `os.replace` it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
-        os.replace(tmp, path)  # atomic on POSIX and Windows when on the same filesystem
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows within one filesystem
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and bytes of the tensors, in name order."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().to("cpu").contiguous()
+        digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
 
 
-def _files(path: Path) -> tuple[Path, Path, Path]:
-    path = Path(path)
-    return (path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json"),
-            path.with_name(path.name + ".resume.safetensors"))
-
-
-def _state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def _cpu_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     # clone: safetensors refuses tensors that share memory (tied weights) or are views
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, record: dict,
-                    optimizer: torch.optim.Optimizer | None = None) -> dict:
-    """Write weights, record (and optimizer state) atomically; return the record as written."""
-    weights, meta, resume = _files(Path(path))
-    _atomic_write(weights, lambda tmp: save_file(_state_dict(model), tmp))
-    if optimizer is not None:
-        sd = optimizer.state_dict()
-        tensors, state = {}, {}
-        for pid, slot in sd["state"].items():
-            for key, value in slot.items():
-                if torch.is_tensor(value):
-                    tensors[f"{pid}/{key}"] = value.detach().to("cpu").contiguous().clone()
-                else:
-                    state.setdefault(str(pid), {})[key] = value
-        header = json.dumps({"param_groups": sd["param_groups"], "state": state})
-        _atomic_write(resume, lambda tmp: save_file(tensors, tmp, metadata={"optimizer": header}))
-    record = {**record, "format": FORMAT, "weights_sha256": _sha256(weights),
-              "versions": versions(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    _atomic_write(meta, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1, default=str)))
-    return record
+def _nonfinite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    return [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
 
 
-def read_record(path: str | Path) -> dict:
-    """The JSON record of checkpoint ``path`` (raises `CheckpointError` if missing or unreadable)."""
-    _, meta, _ = _files(Path(path))
-    if not meta.is_file():
-        raise CheckpointError(f"no checkpoint record at {meta}")
+def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     try:
-        record = json.loads(meta.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"checkpoint record {meta} is not valid JSON ({err}); "
-                              "delete it or retrain") from err
+        with safe_open(str(path), "pt") as f:
+            return dict(f.metadata() or {}), {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({err}): it was truncated or "
+                              "damaged; delete it and retrain (`python -m course_lib.retrain NAME`), or "
+                              "restore it with `git checkout -- checkpoints/`") from err
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    try:
+        with safe_open(str(path), "pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({err}): truncated or damaged; "
+                              "delete it and retrain, or restore it with `git checkout -- checkpoints/`") from err
+
+
+def _write(path: Path, tensors: dict[str, torch.Tensor], record: dict, extra: dict | None = None) -> None:
+    meta = {"format": str(FORMAT), "record": json.dumps(record, default=str), **(extra or {})}
+    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+# ----------------------------------------------------------------------------- records
+def validate_record(record: Any, where: str) -> dict:
+    """Check a finished record's schema and that its config hash matches its config."""
     if not isinstance(record, dict):
-        raise CheckpointError(f"checkpoint record {meta} is not a JSON object; delete it or retrain")
+        raise CheckpointError(f"the record in {where} is not a JSON object; retrain it")
+    problems = [f"{k} missing" if k not in record else f"{k} is {type(record[k]).__name__}"
+                for k, kind in SCHEMA.items()
+                if k not in record or not isinstance(record[k], kind) or (kind is int and isinstance(record[k], bool))]
+    if not problems and config_hash(record["config"]) != record["config_hash"]:
+        problems.append("config_hash does not match config (was the record edited by hand?)")
+    if problems:
+        raise CheckpointError(f"the record in {where} is not valid ({'; '.join(problems)}); "
+                              "retrain it with `python -m course_lib.retrain NAME`")
     return record
 
 
-def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    expect_hash: str | None = None) -> dict:
-    """Load weights (and optimizer state) into ``model``; return the record.
+def read_record(stem: str | Path) -> dict:
+    """The record of checkpoint ``stem``: the one inside the weights file, else ``NAME.json``.
 
-    Every way this can fail becomes a `CheckpointError` whose message says what is wrong
-    and what to do, rather than a traceback from inside torch.
+    A ``NAME.json`` that disagrees with the embedded record (a crash between the two writes,
+    or a hand edit) is rewritten from the embedded one, which is authoritative.
     """
-    weights, meta, resume = _files(Path(path))
-    record = read_record(path)
-    if not weights.is_file():
-        raise CheckpointError(f"checkpoint record {meta} exists but its weights {weights} are missing; retrain")
-    if expect_hash is not None and record.get("config_hash") != expect_hash:
-        raise CheckpointError(
-            f"checkpoint {weights.name} was trained with another config (hash {record.get('config_hash')}, "
-            f"wanted {expect_hash}); differences are expected after you edit a config: retrain it")
-    if record.get("weights_sha256") not in (None, _sha256(weights)):
-        raise CheckpointError(f"{weights} does not match the checksum in its record (corrupt or "
-                              "half-copied file; with git-lfs, run `git lfs pull`); delete it or retrain")
+    p = paths(stem)
+    if p["weights"].is_file():
+        meta = _metadata(p["weights"])
+        if "record" not in meta:
+            raise CheckpointError(f"{p['weights']} has no embedded record (an old-format or foreign "
+                                  "file); retrain it with `python -m course_lib.retrain NAME`")
+        record = validate_record(json.loads(meta["record"]), str(p["weights"]))
+        text = json.dumps(record, indent=1, default=str) + "\n"
+        if not p["json"].is_file() or p["json"].read_text() != text:
+            with contextlib.suppress(OSError):  # a read-only checkout still loads
+                _atomic_write(p["json"], lambda tmp: Path(tmp).write_text(text))
+        return record
+    if not p["json"].is_file():
+        raise CheckpointError(f"no checkpoint {p['weights'].name} or record {p['json'].name} in "
+                              f"{p['json'].parent}; train it with `python -m course_lib.retrain "
+                              f"{Path(stem).name}`")
     try:
-        state = load_file(weights)
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{weights} is not a readable safetensors file ({err}); delete it or retrain") from err
+        record = json.loads(p["json"].read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{p['json']} is not valid JSON ({err}); delete it or retrain") from err
+    return validate_record(record, str(p["json"]))
+
+
+# ----------------------------------------------------------------------------- finished checkpoints
+def save_checkpoint(stem: str | Path, model: torch.nn.Module | None, record: dict) -> dict:
+    """Write a finished checkpoint: weights plus embedded record, then the JSON copy.
+
+    Introduced in: How to use this book. ``model=None`` writes the record alone (a sweep member
+    that ships no weights). Refuses unfinished records and non-finite weights, so a shipped
+    checkpoint is only ever replaced by a finished, finite run.
+    """
+    p = paths(stem)
+    if not record.get("finished"):
+        raise CheckpointError(f"refusing to write {p['weights'].name}: the run is not finished "
+                              "(unfinished runs live in NAME.partial.safetensors)")
+    tensors = _cpu_tensors(model.state_dict()) if model is not None else {}
+    bad = _nonfinite(tensors)
+    if bad:
+        raise CheckpointError(f"refusing to write {p['weights'].name}: non-finite weights in {bad[:4]}")
+    record = {**record, "name": Path(stem).name, "format": FORMAT, "tensors_sha256": tensors_sha256(tensors),
+              "weights": model is not None, "versions": versions(),
+              "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    validate_record(record, p["weights"].name)
+    if model is not None:
+        _write(p["weights"], tensors, record)
+    text = json.dumps(record, indent=1, default=str) + "\n"
+    _atomic_write(p["json"], lambda tmp: Path(tmp).write_text(text))
+    return record
+
+
+def load_checkpoint(stem: str | Path, model: torch.nn.Module, expect_hash: str | None = None) -> dict:
+    """Load a finished checkpoint's weights into ``model``; return its record.
+
+    Introduced in: How to use this book. Every way this can fail is a `CheckpointError` that
+    says what is wrong and what to do: missing, unfinished, another config, damaged file,
+    weights that do not match their checksum, or weights of another architecture.
+    """
+    p = paths(stem)
+    record = read_record(stem)
+    if not record.get("weights", True) or not p["weights"].is_file():
+        raise CheckpointError(f"{p['json'].name} is a record without weights (a sweep member); "
+                              f"train it with `python -m course_lib.retrain {Path(stem).name}`")
+    if expect_hash is not None and record["config_hash"] != expect_hash:
+        raise CheckpointError(
+            f"{p['weights'].name} was trained with another config (hash {record['config_hash']}, wanted "
+            f"{expect_hash}); expected after you edit a config: retrain it")
+    _, tensors = _read(p["weights"])
+    if tensors_sha256(tensors) != record["tensors_sha256"]:
+        raise CheckpointError(f"{p['weights']}'s weights do not match the checksum in its record "
+                              "(damaged file); restore it with `git checkout -- checkpoints/` or retrain")
+    load_weights(model, tensors, p["weights"].name)
+    return record
+
+
+def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
+    """``model.load_state_dict(tensors)`` with a message naming every mismatch."""
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    wrong = sorted(k for k in set(tensors) & set(expected) if tensors[k].shape != expected[k].shape)
     if missing or unexpected or wrong:
         detail = "; ".join(s for s in (
             f"missing {missing[:4]}" if missing else "", f"unexpected {unexpected[:4]}" if unexpected else "",
-            "shape mismatch " + ", ".join(f"{k}: file {tuple(state[k].shape)} vs model "
-                                          f"{tuple(expected[k].shape)}" for k in wrong[:4]) if wrong else "")
-            if s)
-        raise CheckpointError(f"{weights.name} does not fit a {type(model).__name__}: {detail}. "
+            "shape mismatch " + ", ".join(f"{k}: file {tuple(tensors[k].shape)} vs model "
+                                          f"{tuple(expected[k].shape)}" for k in wrong[:4]) if wrong else "") if s)
+        raise CheckpointError(f"{where} does not fit a {type(model).__name__}: {detail}. "
                               "Was it saved from another model or config?")
-    model.load_state_dict(state)
-    if optimizer is not None:
-        if not resume.is_file():
-            raise CheckpointError(f"no optimizer state at {resume}; cannot resume, start afresh")
-        try:
-            from safetensors import safe_open
-
-            with safe_open(str(resume), "pt") as f:
-                header = json.loads(f.metadata()["optimizer"])
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as err:
-            raise CheckpointError(f"{resume} is unreadable ({err}); delete it to start afresh") from err
-        state_opt: dict[int, dict] = {int(k): dict(v) for k, v in header["state"].items()}
-        for key, value in tensors.items():
-            pid, name = key.split("/", 1)
-            state_opt.setdefault(int(pid), {})[name] = value
-        optimizer.load_state_dict({"state": state_opt, "param_groups": header["param_groups"]})
-    return record
+    model.load_state_dict(tensors)
 
 
-# ----------------------------------------------------------------------------- train_or_load
-def retrain_requested(name: str) -> bool:
-    """True when ``VAE_COURSE_RETRAIN`` is ``1``/``all`` or lists ``name``."""
-    value = os.environ.get(env.RETRAIN_VAR, "").strip().lower()
-    return value in {"1", "all", "true", "yes"} or name.lower() in {v.strip() for v in value.split(",")}
+# ----------------------------------------------------------------------------- training state
+def save_training_state(stem: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        record: dict, rng: dict[str, torch.Tensor]) -> None:
+    """Write ``NAME.partial.safetensors``: weights, optimizer state, RNG state and record in one file."""
+    p = paths(stem)
+    tensors = {f"model/{k}": v for k, v in _cpu_tensors(model.state_dict()).items()}
+    bad = _nonfinite(tensors)
+    if bad:
+        raise CheckpointError(f"refusing to save non-finite weights ({bad[:4]}) over {p['partial'].name}")
+    sd, slots = optimizer.state_dict(), {}
+    for pid, slot in sd["state"].items():
+        for key, value in slot.items():
+            if torch.is_tensor(value):
+                tensors[f"optim/{pid}/{key}"] = value.detach().to("cpu").contiguous().clone()
+            else:
+                slots.setdefault(str(pid), {})[key] = value
+    tensors.update({f"rng/{k}": v.detach().to("cpu").contiguous().clone() for k, v in rng.items()})
+    header = json.dumps({"param_groups": sd["param_groups"], "state": slots})
+    _write(p["partial"], tensors, record, {"optimizer": header})
 
 
-def train_or_load(name: str, config: Any, build: Callable[[Any], torch.nn.Module],
-                  train: Callable[[torch.nn.Module, Any, Path], Any],
-                  device: torch.device | str | None = None,
-                  directory: str | Path | None = None) -> tuple[torch.nn.Module, dict]:
-    """Load the shipped checkpoint ``name`` if it was trained with ``config``, else train it.
+def load_training_state(stem: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        expect_hash: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Restore ``NAME.partial.safetensors`` into model and optimizer; return (record, rng state).
 
-    Introduced in: How to use this book. ``build(config)`` makes the model;
-    ``train(model, config, path)`` trains it and writes checkpoint ``path`` (normally through
-    `Trainer`, which also records the config and resumes an interrupted run). Set
-    ``VAE_COURSE_RETRAIN`` to force training. A corrupt or mismatched checkpoint prints why
-    and falls back to training. In the smoke setting a fresh training run writes to the
-    cache, never over a shipped checkpoint.
+    Raises `CheckpointError`, changing nothing, when the run had another config or other
+    optimizer hyperparameters (lr, betas, ...): resuming could not reproduce the run.
     """
-    device = torch.device(device) if device is not None else env.pick_device()
-    shipped = Path(directory) if directory is not None else checkpoint_dir()
-    model = build(config)
-    if retrain_requested(name):
-        print(f"[{name}] {env.RETRAIN_VAR} asks for retraining.")
-    else:
+    p = paths(stem)
+    meta, tensors = _read(p["partial"])
+    try:
+        record, header = json.loads(meta["record"]), json.loads(meta["optimizer"])
+    except (KeyError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{p['partial']} has no readable record ({err}); delete it to start afresh") from err
+    if record.get("config_hash") != expect_hash:
+        raise CheckpointError(f"{p['partial'].name} belongs to another config ({record.get('config_hash')})")
+    now = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.state_dict()["param_groups"]]
+    then = [{k: v for k, v in g.items() if k != "params"} for g in header["param_groups"]]
+    if json.loads(json.dumps(now, default=str)) != json.loads(json.dumps(then, default=str)):
+        raise CheckpointError(f"{p['partial'].name} was trained with other optimizer settings "
+                              f"({then} vs now {now}); resuming could not reproduce the run")
+    load_weights(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}, p["partial"].name)
+    state: dict[int, dict] = {int(k): dict(v) for k, v in header["state"].items()}
+    for key, value in tensors.items():
+        if key.startswith("optim/"):
+            _, pid, name = key.split("/", 2)
+            state.setdefault(int(pid), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": header["param_groups"]})
+    return record, {k[4:]: v for k, v in tensors.items() if k.startswith("rng/")}
+
+
+@contextlib.contextmanager
+def training_lock(stem: str | Path) -> Iterator[None]:
+    """Hold ``NAME.lock`` while training ``NAME``; a second process gets a clear error.
+
+    The lock is an OS file lock (``fcntl.flock``), so it is released even when the holder is
+    killed. On systems without ``fcntl`` (Windows) training proceeds unlocked.
+    """
+    p = paths(stem)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    p["lock"].parent.mkdir(parents=True, exist_ok=True)
+    with open(p["lock"], "a+") as handle:
         try:
-            record = load_checkpoint(shipped / name, model, expect_hash=config_hash(config))
-        except CheckpointError as err:
-            if (shipped / f"{name}.json").exists() or (shipped / f"{name}.safetensors").exists():
-                warnings.warn(f"[{name}] cannot use the shipped checkpoint: {err}. Training instead.",
-                              stacklevel=2)
-            print(f"[{name}] no usable checkpoint ({err}); training.")
-        else:
-            print(f"[{name}] loaded checkpoint: trained {record.get('epochs')} epochs on "
-                  f"{record.get('device_name', record.get('device'))} in {record.get('wall_time_s', 0):.0f} s.")
-            return model.to(device).eval(), record
-    if not ALLOW_TRAINING:
-        raise CheckpointError(f"[{name}] would have to train, but training is switched off "
-                              f"(course_lib.checkpoint.ALLOW_TRAINING = False)")
-    target = (env.cache_dir() / "smoke-checkpoints" if env.smoke() else shipped) / name
-    model = model.to(device)
-    train(model, config, target)
-    record = load_checkpoint(target, model, expect_hash=config_hash(config))
-    print(f"[{name}] trained and saved to {target}.safetensors")
-    return model.eval(), record
-
-
-__all__ = ["CheckpointError", "config_hash", "config_dict", "save_checkpoint", "load_checkpoint",
-           "read_record", "train_or_load", "checkpoint_dir", "retrain_requested", "versions"]
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise CheckpointError(f"another process ({handle.read().strip() or 'unknown pid'}) is training "
+                                  f"{Path(stem).name} in {p['lock'].parent}; wait for it to finish") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,11 @@ _IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 _AMAT_DIR = "BinarizedMNIST"
+# sha256 of the original (uncompressed) .amat files of Larochelle & Murray, checked on download.
+_AMAT_SHA256 = {"train": "1de3d397c40fe8eeb33dafd4099a1f665ec01e96d9be234aaeeac8a34930e2e2",
+                "valid": "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c",
+                "test": "ad693b29f94c14277b095f5238ddefbbdaaae0939789dd2f4f0205278cee3e4d"}
+IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of every dataset in this module
 _AMAT_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/binarized_mnist_{split}.amat"
 N_VALID = 10_000  # MNIST/Fashion-MNIST: the last 10k training images are the validation split
 
@@ -85,7 +91,7 @@ def _roots() -> list[Path]:
     roots = []
     if os.environ.get(DATA_VAR):
         roots.append(Path(os.environ[DATA_VAR]).expanduser())
-    roots.append(cache_dir() / "data")
+    roots.append(cache_dir(create=False) / "data")  # never created just to look in it
     return roots
 
 
@@ -104,6 +110,7 @@ def _find(name: str) -> Path | None:
 
 def _download(name: str, root: Path) -> None:
     """Fetch the original files into ``root`` (raises whatever the network raises)."""
+    root.mkdir(parents=True, exist_ok=True)
     if name == "binarized_mnist":
         import urllib.request
 
@@ -112,6 +119,10 @@ def _download(name: str, root: Path) -> None:
             target = root / _AMAT_DIR / f"binarized_mnist_{s}.amat.gz"
             with urllib.request.urlopen(_AMAT_URL.format(split=s), timeout=30) as r:
                 raw = r.read()
+            digest = hashlib.sha256(raw).hexdigest()
+            if digest != _AMAT_SHA256[s]:
+                raise DatasetCorruptError(f"the downloaded binarized_mnist_{s}.amat has sha256 {digest}, "
+                                          f"not {_AMAT_SHA256[s]} (a proxy page or a truncated download)")
             tmp = target.with_suffix(".tmp")
             tmp.write_bytes(gzip.compress(raw))
             tmp.replace(target)
@@ -131,7 +142,7 @@ def locate(name: str) -> Path:
     found = _find(base)
     if found is not None:
         return found
-    target = cache_dir() / "data"
+    target = cache_dir(create=False) / "data"
     try:
         _download(base, target)
     except Exception as err:  # no internet, proxy, server down: all end the same way
@@ -161,6 +172,8 @@ def _read_idx(path: Path) -> np.ndarray:
     """IDX format: magic (2 zero bytes, dtype 0x08 = uint8, ndim), big-endian dims, then data."""
     raw = _gunzip(path)
     ndim = raw[3] if len(raw) > 4 else 0
+    if len(raw) < 4 + 4 * ndim:
+        raise DatasetCorruptError(f"{path} is too short to be an IDX file; delete it and download it again.")
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     if raw[:3] != b"\x00\x00\x08" or len(raw) != offset + int(np.prod(dims)):
@@ -187,6 +200,11 @@ def _load_cpu(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor | None]
     images, labels = _IDX_FILES["test" if split == "test" else "train"]
     x = _read_idx(root / _IDX[name] / images)
     y = _read_idx(root / _IDX[name] / labels)
+    if x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE[1:] or y.ndim != 1 or len(x) != len(y) or y.max(initial=0) > 9:
+        raise DatasetCorruptError(
+            f"{root / _IDX[name]}: {images} holds {x.shape} images and {labels} {y.shape} labels; expected "
+            f"N x 28 x 28 images and N labels in 0..9 (a truncated or mismatched file). Delete both and "
+            "download them again.")
     if split != "test":  # train: first 50k, valid: last 10k of the official training set
         cut = slice(0, len(x) - N_VALID) if split == "train" else slice(len(x) - N_VALID, None)
         x, y = x[cut], y[cut]
@@ -211,8 +229,10 @@ def load(name: str, split: str = "train", device: torch.device | str = "cpu",
     x, y = _load_cpu(base, split)
     if limit is not None:
         x, y = x[:limit], None if y is None else y[:limit]
-    out = Split(name, split, x, y, binarize="dynamic" if name == "dynamic_mnist" else None)
-    return out.to(device)
+    # copies the caller owns: an in-place edit must never reach the cache or a later `load`
+    x = x.to(device, copy=True)
+    y = None if y is None else y.to(device, copy=True)
+    return Split(name, split, x, y, binarize="dynamic" if name == "dynamic_mnist" else None)
 
 
 class DeviceLoader:

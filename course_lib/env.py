@@ -47,10 +47,15 @@ def smoke() -> bool:
     return os.environ.get(SMOKE_VAR, "").strip().lower() in _TRUE
 
 
-def cache_dir() -> Path:
-    """The writable cache folder (``VAE_COURSE_CACHE`` or ``~/.cache/vae-course``)."""
+def cache_dir(create: bool = True) -> Path:
+    """The cache folder (``VAE_COURSE_CACHE`` or ``~/.cache/vae-course``); made only when ``create``."""
     path = Path(os.environ.get(CACHE_VAR) or Path.home() / ".cache" / "vae-course").expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(f"cannot create the cache folder {path} ({err}); set {CACHE_VAR} to a "
+                          "writable folder") from err
     return path
 
 
@@ -91,6 +96,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def retrain_requested(name: str) -> bool:
+    """True when ``VAE_COURSE_RETRAIN`` is ``1``/``all`` or lists ``name`` (read, never written, by the library)."""
+    value = os.environ.get(RETRAIN_VAR, "").strip().lower()
+    return value in {"1", "all", "true", "yes"} or name.lower() in {v.strip() for v in value.split(",")}
 
 
 def setup(seed: int = 0, device: str | None = None, verbose: bool = True) -> Settings:

@@ -36,8 +36,15 @@ def plot_history(history: dict, terms: Sequence[str] | None = None, window: int 
     if axes is None:
         _, axes = plt.subplots(1, 1 + len(terms), figsize=(3.6 * (1 + len(terms)), 3))
     steps = history.get("step_loss", [])
-    axes[0].plot(steps, alpha=0.3, lw=0.8, label="per step")
-    axes[0].plot(moving_average(steps, window), lw=1.5, label=f"mean of {window}")
+    stride = history.get("step_loss_stride", 1)              # shipped records keep block means of `stride` steps
+    x = [stride * (i + 0.5) for i in range(len(steps))]
+    smooth = max(1, window // stride)
+    axes[0].plot(x, steps, alpha=0.3, lw=0.8, label="per step" if stride == 1 else f"mean of {stride} steps")
+    axes[0].plot(x, moving_average(steps, smooth), lw=1.5, label=f"mean of {smooth * stride}")
+    if len(steps) > 20:  # the first steps' loss is far above the rest: zoom on the curve after them
+        tail = sorted(steps[len(steps) // 50:])
+        low, high = tail[0], tail[int(0.98 * (len(tail) - 1))]
+        axes[0].set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
     axes[0].set(xlabel="step", ylabel="loss", title="training loss")
     axes[0].legend(frameon=False)
     for ax, term in zip(axes[1:], terms):

@@ -4,12 +4,19 @@ The Trainer knows nothing about VAEs. It calls ``objective(model, batch)``, whic
 dict of scalar tensors with at least ``loss`` (for a VAE also ``rate`` and ``distortion``),
 and it logs every term. Nothing in the hot loop copies to the host: the terms are summed
 on the device and read once per epoch, and a non-finite loss is caught by a device-side
-flag that is checked every ``check_every`` steps.
+flag that is checked every ``check_every`` steps. When it fires, the model and optimizer
+go back to their state at the start of the epoch, so nothing non-finite is ever kept.
+
+With ``checkpoint=`` the Trainer saves its full state (weights, optimizer, RNG, history)
+to ``NAME.partial.safetensors`` after every epoch and resumes from it, so an interrupted
+run continues exactly as if it had not stopped. It never writes the finished ``NAME``
+checkpoint itself: `course_lib.runs.fit_run` publishes that once the run finished.
 """
 
 from __future__ import annotations
 
-import os
+import copy
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -17,8 +24,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from . import env
-from .checkpoint import (CheckpointError, config_dict, config_hash, load_checkpoint, read_record,
-                         save_checkpoint)
+from .checkpoint import CheckpointError, config_dict, config_hash, load_training_state, paths, save_training_state
 
 Objective = Callable[[torch.nn.Module, Any], dict]
 
@@ -73,59 +79,75 @@ class Trainer:
             self._maybe_resume()
 
     # ------------------------------------------------------------------ resume / save
+    def _rng_state(self) -> dict[str, torch.Tensor]:
+        state = {"torch_cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["torch_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
     def _maybe_resume(self) -> None:
-        try:
-            record = read_record(self.checkpoint)
-        except CheckpointError:
-            return  # nothing to resume from
-        if record.get("config_hash") != config_hash(self.config):
-            print(f"[{self.name}] existing checkpoint has another config; starting afresh.")
+        """Continue an interrupted run from ``NAME.partial.safetensors`` when it is the same run."""
+        if not paths(self.checkpoint)["partial"].is_file():
             return
-        if record.get("finished"):
-            return  # a completed run is replaced, not extended: only interrupted runs resume
         try:
-            load_checkpoint(self.checkpoint, self.model, self.optimizer, expect_hash=config_hash(self.config))
+            record, rng = load_training_state(self.checkpoint, self.model, self.optimizer, config_hash(self.config))
         except CheckpointError as err:
-            print(f"[{self.name}] cannot resume ({err}); starting afresh.")
+            print(f"[{self.name}] not resuming {paths(self.checkpoint)['partial'].name} ({err}); starting afresh.")
             return
         self.step, self.epoch = record["step"], record["epochs"]
         self.wall_time, self.history = record.get("wall_time_s", 0.0), record["history"]
         if self.scheduler is not None and record.get("scheduler") is not None:
             self.scheduler.load_state_dict(record["scheduler"])
+        if "torch_cpu" in rng:
+            torch.set_rng_state(rng["torch_cpu"])
+        if self.device.type == "cuda" and "torch_cuda" in rng:
+            torch.cuda.set_rng_state(rng["torch_cuda"], self.device)
+        elif self.device.type != record.get("device"):
+            print(f"[{self.name}] the run was on {record.get('device')}, now on {self.device.type}: "
+                  "the resumed run will not be bit-identical to an uninterrupted one.")
         if self.verbose:
-            print(f"[{self.name}] resumed from {self.checkpoint} at epoch {self.epoch}, step {self.step}.")
+            print(f"[{self.name}] resumed from {paths(self.checkpoint)['partial'].name} at epoch "
+                  f"{self.epoch}, step {self.step}.")
 
-    def record(self) -> dict:
-        """The JSON record saved next to the weights."""
+    def record(self, thin: int | None = None) -> dict:
+        """The JSON record of this run; ``thin`` caps the per-step loss at that many points."""
         last = {f"{part}_{k}": v[-1] for part in ("train", "valid") for k, v in self.history[part].items() if v}
+        history = self.history
+        if thin is not None:
+            values, stride = thin_curve(history["step_loss"], thin)
+            history = {**history, "step_loss": values, "step_loss_stride": stride}
         return {"name": self.name, "model": type(self.model).__name__, "config": config_dict(self.config),
                 "config_hash": config_hash(self.config), "epochs": self.epoch, "step": self.step,
                 "device": self.device.type, "device_name": env.device_name(self.device),
                 "smoke": env.smoke(), "finished": self.finished,
-                "wall_time_s": round(self.wall_time, 3), "metrics": last,
-                "history": self.history,
+                "wall_time_s": round(self.wall_time, 3), "metrics": last, "history": history,
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
 
-    def save(self, path: str | Path | None = None) -> dict:
-        """Write the checkpoint (weights, record, optimizer state) atomically."""
-        target = Path(path) if path is not None else self.checkpoint
-        if target is None:
-            raise ValueError("no checkpoint path: pass checkpoint=... to Trainer or a path to save()")
-        return save_checkpoint(target, self.model, self.record(), self.optimizer)
+    def save(self) -> None:
+        """Write the training state to ``NAME.partial.safetensors`` atomically (refuses NaN weights)."""
+        if self.checkpoint is None:
+            raise ValueError("no checkpoint path: pass checkpoint=... to Trainer")
+        save_training_state(self.checkpoint, self.model, self.optimizer, self.record(), self._rng_state())
 
     # ------------------------------------------------------------------ loops
     def _raise_if_nonfinite(self, first_bad: torch.Tensor, terms: dict) -> None:
         bad = int(first_bad)  # the one host sync, every `check_every` steps
         if bad >= 0:
+            self.model.load_state_dict(self._epoch_start[0])      # back to the last finite state
+            self.optimizer.load_state_dict(self._epoch_start[1])
+            self.step = self._epoch_start[2]
             raise NonFiniteLossError(
                 f"[{self.name}] loss became NaN/inf at step {bad} (epoch {self.epoch + 1}). "
                 f"Last terms: { {k: float(v) for k, v in terms.items()} }. Try a lower learning rate, "
-                f"clip_grad=..., or check the data and the likelihood's scale. The last good checkpoint "
-                f"({self.checkpoint or 'none'}) is untouched; training resumes from it.")
+                f"clip_grad=..., or check the data and the likelihood's scale. The model is back at its "
+                f"state before this epoch, and the last saved state ({self.checkpoint or 'none'}) is "
+                f"untouched; training resumes from it.")
 
     def train_epoch(self, loader: Iterable) -> dict[str, float]:
         """One pass over ``loader``; returns the mean of every term."""
         self.model.train()
+        self._epoch_start = (copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimizer.state_dict()),
+                             self.step)
         sums: dict[str, torch.Tensor] = {}
         step_losses: list[torch.Tensor] = []
         first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
@@ -204,6 +226,13 @@ class Trainer:
         return self.history
 
 
+def thin_curve(values: list[float], points: int = 500) -> tuple[list[float], int]:
+    """Means of consecutive blocks so that at most ``points`` remain; returns (means, block size)."""
+    stride = max(1, math.ceil(len(values) / points))
+    means = [sum(values[i:i + stride]) / len(values[i:i + stride]) for i in range(0, len(values), stride)]
+    return means, stride
+
+
 def moving_average(values: list[float], window: int = 50) -> list[float]:
     """Trailing mean, for plotting noisy per-step losses."""
     out, acc = [], 0.0
@@ -215,4 +244,4 @@ def moving_average(values: list[float], window: int = 50) -> list[float]:
     return out
 
 
-__all__ = ["Trainer", "NonFiniteLossError", "moving_average"]
+__all__ = ["Trainer", "NonFiniteLossError", "moving_average", "thin_curve"]

@@ -1,0 +1,28 @@
+"""Exercise checks of the chapter "Autoencoders"."""
+
+from __future__ import annotations
+
+import torch
+
+from ..models.linear import ppca_closed_form, principal_angles
+from .check import ExerciseError, check_close
+
+
+def check_principal_angles(fn) -> None:
+    """``fn(a, b)`` returns the principal angles in radians, largest first."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(20, 3, generator=gen, dtype=torch.float64), torch.randn(20, 3, generator=gen, dtype=torch.float64)
+    b = b @ torch.tensor([[2.0, 1, 0], [0, 1, 0], [1, 0, 3]], dtype=torch.float64)  # not orthonormal
+    answer = fn(a, b)
+    if torch.is_tensor(answer) and answer.numel() == 3 and float(answer.flatten()[0]) < float(answer.flatten()[-1]):
+        raise ExerciseError("the angles are in increasing order: return the largest first (like scipy)")
+    if torch.is_tensor(answer) and answer.numel() == 3 and float(answer.abs().max()) > 1.6:
+        raise ExerciseError("angles larger than pi/2: degrees instead of radians?")
+    check_close(answer, principal_angles(a, b), "principal angles", rtol=1e-5, atol=1e-6)
+
+
+def check_ppca_sigma2(fn) -> None:
+    """``fn(x, q)`` returns the maximum-likelihood PPCA sigma^2 of x (N, D) with q latent dimensions."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(200, 10, generator=gen, dtype=torch.float64) * torch.linspace(3, 0.5, 10, dtype=torch.float64)
+    check_close(fn(x, 3), ppca_closed_form(x, 3).sigma2, "sigma^2", rtol=1e-6, atol=1e-8)

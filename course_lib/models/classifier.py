@@ -1,0 +1,43 @@
+"""A small MLP classifier: the toolkit tour's model (introduced in: The course toolkit).
+
+It exists to show the machinery every later chapter uses (data on the device, the Trainer,
+checkpoints, `fit_run`) on a model whose result is easy to judge: test accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..nets import mlp_classifier
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Architecture of `MLPClassifier`."""
+
+    image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
+    hidden: int = 256                                # width of both hidden layers
+    classes: int = 10
+
+
+class MLPClassifier(nn.Module):
+    """x (B, C, H, W) -> hidden -> hidden -> class logits (B, classes)."""
+
+    def __init__(self, config: ClassifierConfig = ClassifierConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.net = mlp_classifier(config.image_shape, config.hidden, config.classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def classification_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Mean cross-entropy (``loss``) and accuracy of one labelled batch (introduced in: The course toolkit)."""
+    x, y = batch
+    logits = model(x)                                                   # (B, classes)
+    return {"loss": F.cross_entropy(logits, y), "accuracy": (logits.argmax(-1) == y).float().mean()}
