@@ -22,21 +22,17 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 import platform
 import re
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from ._about import __version__
+from ._files import FORMAT, CheckpointError, _atomic_write, _cpu_tensors, _metadata, _nonfinite, _read, _write, tensors_sha256
 
-FORMAT = 2
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # Fields every finished record has, with their JSON types (hand edits are checked on load).
 SCHEMA: dict[str, type | tuple[type, ...]] = {
@@ -45,13 +41,12 @@ SCHEMA: dict[str, type | tuple[type, ...]] = {
 }
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unfinished, corrupt, or belongs to another config or model."""
-
-
 # ----------------------------------------------------------------------------- names and configs
 def check_name(name: str) -> str:
-    """A checkpoint name is a plain file stem: letters, digits, ``_.-``; no folders, no ``..``."""
+    """A checkpoint name is a plain file stem: letters, digits, ``_.-``; no folders, no ``..``.
+
+    Introduced in: How to use this book.
+    """
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name \
             or name.endswith((".partial", ".json", ".safetensors", ".lock")):
         raise CheckpointError(f"invalid checkpoint name {name!r}: use letters, digits, '_', '-' and "
@@ -60,7 +55,7 @@ def check_name(name: str) -> str:
 
 
 def config_dict(config: Any) -> dict:
-    """A plain JSON-able dict of a dataclass (or dict) config."""
+    """A plain JSON-able dict of a dataclass (or dict) config (introduced in: How to use this book)."""
     if dataclasses.is_dataclass(config):
         config = dataclasses.asdict(config)
     if isinstance(config, dict):  # through JSON, so tuples become lists exactly as in a saved record
@@ -69,13 +64,13 @@ def config_dict(config: Any) -> dict:
 
 
 def config_hash(config: Any) -> str:
-    """sha256 of the canonical JSON of the config (first 16 hex digits)."""
+    """sha256 of the canonical JSON of the config (first 16 hex digits) (introduced in: How to use this book)."""
     text = json.dumps(config_dict(config), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def versions() -> dict[str, str]:
-    """Library versions, stored in every record."""
+    """Library versions, stored in every record (introduced in: How to use this book)."""
     import safetensors
 
     return {"python": platform.python_version(), "torch": torch.__version__,
@@ -83,7 +78,10 @@ def versions() -> dict[str, str]:
 
 
 def paths(stem: str | Path) -> dict[str, Path]:
-    """The files of checkpoint ``stem`` (a folder / NAME), after checking NAME."""
+    """The files of checkpoint ``stem`` (a folder / NAME), after checking NAME.
+
+    Introduced in: How to use this book.
+    """
     stem = Path(stem)
     check_name(stem.name)
     if ".." in stem.parts:
@@ -93,68 +91,12 @@ def paths(stem: str | Path) -> dict[str, Path]:
         ("lock", ".lock"))}
 
 
-# ----------------------------------------------------------------------------- low level
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write to a temporary file in the same folder, fsync, then `os.replace` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows within one filesystem
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over names, dtypes, shapes and bytes of the tensors, in name order."""
-    digest = hashlib.sha256()
-    for key in sorted(tensors):
-        t = tensors[key].detach().to("cpu").contiguous()
-        digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
-
-
-def _cpu_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # clone: safetensors refuses tensors that share memory (tied weights) or are views
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-
-
-def _nonfinite(tensors: dict[str, torch.Tensor]) -> list[str]:
-    return [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-
-
-def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    try:
-        with safe_open(str(path), "pt") as f:
-            return dict(f.metadata() or {}), {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({err}): it was truncated or "
-                              "damaged; delete it and retrain (`python -m course_lib.retrain NAME`), or "
-                              "restore it with `git checkout -- checkpoints/`") from err
-
-
-def _metadata(path: Path) -> dict[str, str]:
-    try:
-        with safe_open(str(path), "pt") as f:
-            return dict(f.metadata() or {})
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({err}): truncated or damaged; "
-                              "delete it and retrain, or restore it with `git checkout -- checkpoints/`") from err
-
-
-def _write(path: Path, tensors: dict[str, torch.Tensor], record: dict, extra: dict | None = None) -> None:
-    meta = {"format": str(FORMAT), "record": json.dumps(record, default=str), **(extra or {})}
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
-
-
 # ----------------------------------------------------------------------------- records
 def validate_record(record: Any, where: str) -> dict:
-    """Check a finished record's schema and that its config hash matches its config."""
+    """Check a finished record's schema and that its config hash matches its config.
+
+    Introduced in: How to use this book.
+    """
     if not isinstance(record, dict):
         raise CheckpointError(f"the record in {where} is not a JSON object; retrain it")
     problems = [f"{k} missing" if k not in record else f"{k} is {type(record[k]).__name__}"
@@ -173,6 +115,7 @@ def read_record(stem: str | Path) -> dict:
 
     A ``NAME.json`` that disagrees with the embedded record (a crash between the two writes,
     or a hand edit) is rewritten from the embedded one, which is authoritative.
+    Introduced in: How to use this book.
     """
     p = paths(stem)
     if p["weights"].is_file():
@@ -249,7 +192,10 @@ def load_checkpoint(stem: str | Path, model: torch.nn.Module, expect_hash: str |
 
 
 def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
-    """``model.load_state_dict(tensors)`` with a message naming every mismatch."""
+    """``model.load_state_dict(tensors)`` with a message naming every mismatch.
+
+    Introduced in: How to use this book.
+    """
     expected = model.state_dict()
     missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
     wrong = sorted(k for k in set(tensors) & set(expected) if tensors[k].shape != expected[k].shape)
@@ -261,85 +207,3 @@ def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where
         raise CheckpointError(f"{where} does not fit a {type(model).__name__}: {detail}. "
                               "Was it saved from another model or config?")
     model.load_state_dict(tensors)
-
-
-# ----------------------------------------------------------------------------- training state
-def save_training_state(stem: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        record: dict, rng: dict[str, torch.Tensor]) -> None:
-    """Write ``NAME.partial.safetensors``: weights, optimizer state, RNG state and record in one file."""
-    p = paths(stem)
-    tensors = {f"model/{k}": v for k, v in _cpu_tensors(model.state_dict()).items()}
-    bad = _nonfinite(tensors)
-    if bad:
-        raise CheckpointError(f"refusing to save non-finite weights ({bad[:4]}) over {p['partial'].name}")
-    sd, slots = optimizer.state_dict(), {}
-    for pid, slot in sd["state"].items():
-        for key, value in slot.items():
-            if torch.is_tensor(value):
-                tensors[f"optim/{pid}/{key}"] = value.detach().to("cpu").contiguous().clone()
-            else:
-                slots.setdefault(str(pid), {})[key] = value
-    tensors.update({f"rng/{k}": v.detach().to("cpu").contiguous().clone() for k, v in rng.items()})
-    header = json.dumps({"param_groups": sd["param_groups"], "state": slots})
-    _write(p["partial"], tensors, record, {"optimizer": header})
-
-
-def load_training_state(stem: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        expect_hash: str) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Restore ``NAME.partial.safetensors`` into model and optimizer; return (record, rng state).
-
-    Raises `CheckpointError`, changing nothing, when the run had another config or other
-    optimizer hyperparameters (lr, betas, ...): resuming could not reproduce the run.
-    """
-    p = paths(stem)
-    meta, tensors = _read(p["partial"])
-    try:
-        record, header = json.loads(meta["record"]), json.loads(meta["optimizer"])
-    except (KeyError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{p['partial']} has no readable record ({err}); delete it to start afresh") from err
-    if record.get("config_hash") != expect_hash:
-        raise CheckpointError(f"{p['partial'].name} belongs to another config ({record.get('config_hash')})")
-    now = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.state_dict()["param_groups"]]
-    then = [{k: v for k, v in g.items() if k != "params"} for g in header["param_groups"]]
-    if json.loads(json.dumps(now, default=str)) != json.loads(json.dumps(then, default=str)):
-        raise CheckpointError(f"{p['partial'].name} was trained with other optimizer settings "
-                              f"({then} vs now {now}); resuming could not reproduce the run")
-    load_weights(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}, p["partial"].name)
-    state: dict[int, dict] = {int(k): dict(v) for k, v in header["state"].items()}
-    for key, value in tensors.items():
-        if key.startswith("optim/"):
-            _, pid, name = key.split("/", 2)
-            state.setdefault(int(pid), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": header["param_groups"]})
-    return record, {k[4:]: v for k, v in tensors.items() if k.startswith("rng/")}
-
-
-@contextlib.contextmanager
-def training_lock(stem: str | Path) -> Iterator[None]:
-    """Hold ``NAME.lock`` while training ``NAME``; a second process gets a clear error.
-
-    The lock is an OS file lock (``fcntl.flock``), so it is released even when the holder is
-    killed. On systems without ``fcntl`` (Windows) training proceeds unlocked.
-    """
-    p = paths(stem)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    p["lock"].parent.mkdir(parents=True, exist_ok=True)
-    with open(p["lock"], "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            raise CheckpointError(f"another process ({handle.read().strip() or 'unknown pid'}) is training "
-                                  f"{Path(stem).name} in {p['lock'].parent}; wait for it to finish") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

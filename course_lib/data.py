@@ -18,14 +18,14 @@ import functools
 import gzip
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 
+from .batches import DeviceLoader, Split  # noqa: F401 (re-exported: the data API)
 from .env import DATA_VAR, cache_dir
+from .nets import MNIST_SHAPE, pixels
 
 NAMES = ("mnist", "fashion_mnist", "binarized_mnist", "dynamic_mnist")
 SPLITS = ("train", "valid", "test")
@@ -44,7 +44,7 @@ _AMAT_DIR = "BinarizedMNIST"
 _AMAT_SHA256 = {"train": "1de3d397c40fe8eeb33dafd4099a1f665ec01e96d9be234aaeeac8a34930e2e2",
                 "valid": "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c",
                 "test": "ad693b29f94c14277b095f5238ddefbbdaaae0939789dd2f4f0205278cee3e4d"}
-IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of every dataset in this module
+IMAGE_SHAPE = MNIST_SHAPE  # (C, H, W) of every dataset in this module
 _AMAT_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/binarized_mnist_{split}.amat"
 N_VALID = 10_000  # MNIST/Fashion-MNIST: the last 10k training images are the validation split
 
@@ -53,38 +53,17 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """No copy of a dataset could be found or downloaded; the message says what to do."""
+    """No copy of a dataset could be found or downloaded; the message says what to do.
+
+    Introduced in: How to use this book.
+    """
 
 
 class DatasetCorruptError(ValueError):
-    """A dataset file exists but cannot be read (truncated download, wrong file)."""
+    """A dataset file exists but cannot be read (truncated download, wrong file).
 
-
-@dataclass
-class Split:
-    """One split of one dataset, as whole tensors.
-
-    ``x``: (N, 1, 28, 28) float32 in [0, 1]; ``y``: (N,) int64 labels, or None (static
-    binarized MNIST has none). ``binarize`` is ``"dynamic"`` when every pass should draw
-    fresh binary pixels x_b ~ Bernoulli(x) (the protocol of Burda et al. 2015).
+    Introduced in: How to use this book.
     """
-
-    name: str
-    split: str
-    x: torch.Tensor
-    y: torch.Tensor | None
-    binarize: str | None = None
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def to(self, device: torch.device | str) -> "Split":
-        y = None if self.y is None else self.y.to(device)
-        return Split(self.name, self.split, self.x.to(device), y, self.binarize)
-
-    def __repr__(self) -> str:
-        return (f"Split({self.name!r}, {self.split!r}, x={tuple(self.x.shape)} on {self.x.device}, "
-                f"labels={'yes' if self.y is not None else 'no'}, binarize={self.binarize})")
 
 
 def _roots() -> list[Path]:
@@ -135,7 +114,10 @@ def _download(name: str, root: Path) -> None:
 
 
 def locate(name: str) -> Path:
-    """The folder that holds ``name``'s files, downloading them if need be (see module docstring)."""
+    """The folder that holds ``name``'s files, downloading them if need be (see module docstring).
+
+    Introduced in: How to use this book.
+    """
     base = "mnist" if name == "dynamic_mnist" else name
     if base not in _IDX and base != "binarized_mnist":
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(NAMES)}")
@@ -183,12 +165,12 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _read_amat(path: Path) -> np.ndarray:
-    """Larochelle's text format: one image a line, 784 '0'/'1' separated by single spaces."""
+    """Larochelle's text format: one image a line, H*W '0'/'1' separated by single spaces."""
     raw = _gunzip(path)
     digits = np.frombuffer(raw, np.uint8)[::2] - ord("0")  # every other byte is a separator
-    if digits.size % 784 or digits.max(initial=0) > 1:
+    if digits.size % pixels(IMAGE_SHAPE) or digits.max(initial=0) > 1:
         raise DatasetCorruptError(f"{path} is not a binarized-MNIST .amat file; delete it and download it again.")
-    return digits.reshape(-1, 784)
+    return digits.reshape(-1, pixels(IMAGE_SHAPE))
 
 
 @functools.lru_cache(maxsize=12)  # 3 datasets x 3 splits fit
@@ -196,19 +178,19 @@ def _load_cpu(name: str, split: str) -> tuple[torch.Tensor, torch.Tensor | None]
     root = locate(name)
     if name == "binarized_mnist":
         arr = _read_amat(root / _AMAT_DIR / f"binarized_mnist_{split}.amat.gz")
-        return torch.from_numpy(arr.astype(np.float32)).view(-1, 1, 28, 28), None
+        return torch.from_numpy(arr.astype(np.float32)).view(-1, *IMAGE_SHAPE), None
     images, labels = _IDX_FILES["test" if split == "test" else "train"]
     x = _read_idx(root / _IDX[name] / images)
     y = _read_idx(root / _IDX[name] / labels)
     if x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE[1:] or y.ndim != 1 or len(x) != len(y) or y.max(initial=0) > 9:
         raise DatasetCorruptError(
             f"{root / _IDX[name]}: {images} holds {x.shape} images and {labels} {y.shape} labels; expected "
-            f"N x 28 x 28 images and N labels in 0..9 (a truncated or mismatched file). Delete both and "
+            f"N x {IMAGE_SHAPE[1]} x {IMAGE_SHAPE[2]} images and N labels in 0..9 (a truncated or mismatched file). Delete both and "
             "download them again.")
     if split != "test":  # train: first 50k, valid: last 10k of the official training set
         cut = slice(0, len(x) - N_VALID) if split == "train" else slice(len(x) - N_VALID, None)
         x, y = x[cut], y[cut]
-    x = torch.from_numpy(x.astype(np.float32) / 255.0).view(-1, 1, 28, 28)
+    x = torch.from_numpy(x.astype(np.float32) / 255.0).view(-1, *IMAGE_SHAPE)
     return x, torch.from_numpy(y.astype(np.int64))
 
 
@@ -233,35 +215,3 @@ def load(name: str, split: str = "train", device: torch.device | str = "cpu",
     x = x.to(device, copy=True)
     y = None if y is None else y.to(device, copy=True)
     return Split(name, split, x, y, binarize="dynamic" if name == "dynamic_mnist" else None)
-
-
-class DeviceLoader:
-    """Mini-batches drawn from a `Split` that already sits on the device (introduced in: How to use this book).
-
-    Each epoch draws one permutation on the device and slices it, so no batch ever leaves
-    the device. Yields ``x`` alone, or ``(x, y)`` when ``labels=True``. Dynamically
-    binarized splits get fresh Bernoulli pixels in every batch.
-    """
-
-    def __init__(self, data: Split, batch_size: int = 128, shuffle: bool = True,
-                 labels: bool = False, drop_last: bool = False) -> None:
-        if labels and data.y is None:
-            raise ValueError(f"{data.name} has no labels; use labels=False")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
-        self.labels, self.drop_last = labels, drop_last
-
-    def __len__(self) -> int:
-        n, b = len(self.data), self.batch_size
-        return n // b if self.drop_last else -(-n // b)
-
-    def __iter__(self) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
-        n, dev = len(self.data), self.data.x.device
-        order = torch.randperm(n, device=dev) if self.shuffle else torch.arange(n, device=dev)
-        for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            x = self.data.x[idx]  # gather on the device: (B, 1, 28, 28)
-            if self.data.binarize == "dynamic":
-                x = torch.bernoulli(x)  # x_b ~ Bernoulli(grey level), fresh every pass
-            yield (x, self.data.y[idx]) if self.labels else x

@@ -52,12 +52,18 @@ class PixelCategorical(Distribution):
 
 
 def bernoulli(logits: torch.Tensor) -> Independent:
-    """p(x|z) = prod_i Bernoulli(x_i; sigmoid(logit_i)) over an image (..., C, H, W)."""
+    """p(x|z) = prod_i Bernoulli(x_i; sigmoid(logit_i)) over an image (..., C, H, W).
+
+    Introduced in: The variational autoencoder.
+    """
     return Independent(Bernoulli(logits=logits), 3)
 
 
 def gaussian(mean: torch.Tensor, sigma: float | torch.Tensor) -> Independent:
-    """p(x|z) = N(x; mean, sigma^2 I) over an image; ``sigma`` a number, a learned scalar or per pixel."""
+    """p(x|z) = N(x; mean, sigma^2 I) over an image; ``sigma`` a number, a learned scalar or per pixel.
+
+    Introduced in: The variational autoencoder.
+    """
     sigma = torch.as_tensor(sigma, dtype=mean.dtype, device=mean.device).expand_as(mean)
     return Independent(Normal(mean, sigma), 3)
 
@@ -78,18 +84,27 @@ def likelihood(kind: str, out: torch.Tensor, sigma: float | torch.Tensor = 1.0) 
 
 
 def decoder_channels(kind: str, image_channels: int) -> int:
-    """How many output channels a decoder needs for likelihood ``kind``."""
+    """How many output channels a decoder needs for likelihood ``kind``.
+
+    Introduced in: The variational autoencoder.
+    """
     return 256 * image_channels if kind == "categorical" else image_channels
 
 
 # ----------------------------------------------------------------------------- priors p(z)
 def standard_normal(zero: torch.Tensor) -> Independent:
-    """p(z) = N(0, I) with event shape (M,), on the device and dtype of ``zero`` (M,)."""
+    """p(z) = N(0, I) with event shape (M,), on the device and dtype of ``zero`` (M,).
+
+    Introduced in: The variational autoencoder.
+    """
     return Independent(Normal(zero, torch.ones_like(zero)), 1)
 
 
 def mixture_of_gaussians(logits: torch.Tensor, means: torch.Tensor, log_std: torch.Tensor) -> MixtureSameFamily:
-    """p(z) = sum_j pi_j N(z; m_j, diag s_j^2): ``logits`` (J,), ``means`` and ``log_std`` (J, M)."""
+    """p(z) = sum_j pi_j N(z; m_j, diag s_j^2): ``logits`` (J,), ``means`` and ``log_std`` (J, M).
+
+    Introduced in: The variational autoencoder.
+    """
     components = Independent(Normal(means, log_std.exp()), 1)
     return MixtureSameFamily(Categorical(logits=logits), components)
 
@@ -98,6 +113,7 @@ def vamp_prior(encode: Callable[[torch.Tensor], Independent], pseudo_inputs: tor
     """The VampPrior p(z) = (1/J) sum_j q(z | u_j) (Tomczak & Welling 2018).
 
     ``pseudo_inputs``: (J, C, H, W) unconstrained; squashed into [0, 1] by a sigmoid, then encoded.
+    Introduced in: The variational autoencoder.
     """
     q = encode(torch.sigmoid(pseudo_inputs))                      # a batch of J Gaussians over z
     uniform = torch.zeros(pseudo_inputs.shape[0], device=pseudo_inputs.device, dtype=pseudo_inputs.dtype)
@@ -105,5 +121,8 @@ def vamp_prior(encode: Callable[[torch.Tensor], Independent], pseudo_inputs: tor
 
 
 def diagonal_gaussian(mu: torch.Tensor, logvar: torch.Tensor) -> Independent:
-    """q(z|x) = N(mu, diag exp(logvar)) with event shape (M,): the encoder's posterior."""
+    """q(z|x) = N(mu, diag exp(logvar)) with event shape (M,): the encoder's posterior.
+
+    Introduced in: The variational autoencoder.
+    """
     return Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)  # sigma = exp(logvar / 2)

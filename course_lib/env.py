@@ -31,7 +31,10 @@ _TRUE = {"1", "true", "yes", "on"}
 
 @dataclass(frozen=True)
 class Settings:
-    """What `setup()` decided; chapters read ``settings.smoke`` and ``settings.device``."""
+    """What `setup()` decided; chapters read ``settings.smoke`` and ``settings.device``.
+
+    Introduced in: How to use this book.
+    """
 
     seed: int
     device: torch.device
@@ -48,7 +51,10 @@ def smoke() -> bool:
 
 
 def cache_dir(create: bool = True) -> Path:
-    """The cache folder (``VAE_COURSE_CACHE`` or ``~/.cache/vae-course``); made only when ``create``."""
+    """The cache folder (``VAE_COURSE_CACHE`` or ``~/.cache/vae-course``); made only when ``create``.
+
+    Introduced in: How to use this book.
+    """
     path = Path(os.environ.get(CACHE_VAR) or Path.home() / ".cache" / "vae-course").expanduser()
     if create:
         try:
@@ -60,7 +66,7 @@ def cache_dir(create: bool = True) -> Path:
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
-    """CUDA if present, then Apple's MPS, then the CPU; ``prefer`` overrides."""
+    """CUDA if present, then Apple's MPS, then the CPU; ``prefer`` overrides (introduced in: How to use this book)."""
     if prefer:
         return torch.device(prefer)
     if torch.cuda.is_available():
@@ -71,7 +77,10 @@ def pick_device(prefer: str | None = None) -> torch.device:
 
 
 def device_name(device: torch.device) -> str:
-    """A human-readable name of the device, for reports and checkpoint records."""
+    """A human-readable name of the device, for reports and checkpoint records.
+
+    Introduced in: How to use this book.
+    """
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
@@ -92,14 +101,17 @@ def interactive() -> bool:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
+    """Seed Python, NumPy and torch (all devices) (introduced in: How to use this book)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 def retrain_requested(name: str) -> bool:
-    """True when ``VAE_COURSE_RETRAIN`` is ``1``/``all`` or lists ``name`` (read, never written, by the library)."""
+    """True when ``VAE_COURSE_RETRAIN`` is ``1``/``all`` or lists ``name`` (read, never written, by the library).
+
+    Introduced in: How to use this book.
+    """
     value = os.environ.get(RETRAIN_VAR, "").strip().lower()
     return value in {"1", "all", "true", "yes"} or name.lower() in {v.strip() for v in value.split(",")}
 

@@ -19,7 +19,10 @@ from .objectives import log_weights
 
 
 def eval_images(data: Split, seed: int = 0) -> torch.Tensor:
-    """The images of ``data`` to evaluate on: a dynamically binarized split is binarized once, seeded."""
+    """The images of ``data`` to evaluate on: a dynamically binarized split is binarized once, seeded.
+
+    Introduced in: The variational autoencoder.
+    """
     if data.binarize != "dynamic":
         return data.x
     gen = torch.Generator(data.x.device).manual_seed(seed)

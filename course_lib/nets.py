@@ -14,10 +14,11 @@ from typing import Sequence
 from torch import nn
 
 ImageShape = tuple[int, int, int]
+MNIST_SHAPE: ImageShape = (1, 28, 28)  # MNIST, Fashion-MNIST, binarized MNIST: the one place this size is written
 
 
 def pixels(image_shape: Sequence[int]) -> int:
-    """D = C * H * W, the number of values in one image."""
+    """D = C * H * W, the number of values in one image (introduced in: Autoencoders)."""
     return math.prod(image_shape)
 
 
@@ -29,20 +30,26 @@ def _feature_map(image_shape: Sequence[int], channels: int) -> tuple[int, int, i
 
 
 def mlp_encoder(image_shape: Sequence[int], hidden: int, out: int) -> nn.Sequential:
-    """x (B, C, H, W) -> (B, out) through one hidden layer of ``hidden`` units."""
+    """x (B, C, H, W) -> (B, out) through one hidden layer of ``hidden`` units (introduced in: Autoencoders)."""
     return nn.Sequential(nn.Flatten(), nn.Linear(pixels(image_shape), hidden), nn.LeakyReLU(),
                          nn.Linear(hidden, out))
 
 
 def mlp_decoder(latent: int, hidden: int, image_shape: Sequence[int], out_channels: int) -> nn.Sequential:
-    """z (B, M) -> (B, out_channels, H, W) through one hidden layer of ``hidden`` units."""
+    """z (B, M) -> (B, out_channels, H, W) through one hidden layer of ``hidden`` units.
+
+    Introduced in: Autoencoders.
+    """
     _, h, w = image_shape
     return nn.Sequential(nn.Linear(latent, hidden), nn.LeakyReLU(),
                          nn.Linear(hidden, out_channels * h * w), nn.Unflatten(1, (out_channels, h, w)))
 
 
 def conv_encoder(image_shape: Sequence[int], channels: int, out: int, slope: float = 0.01) -> nn.Sequential:
-    """x (B, C, H, W) -> (B, out): conv(c) and conv(2c), both 4x4 stride 2, then a linear layer."""
+    """x (B, C, H, W) -> (B, out): conv(c) and conv(2c), both 4x4 stride 2, then a linear layer.
+
+    Introduced in: Autoencoders.
+    """
     c2, h4, w4 = _feature_map(image_shape, channels)
     return nn.Sequential(nn.Conv2d(image_shape[0], channels, 4, 2, 1), nn.LeakyReLU(slope),  # (B, c, H/2, W/2)
                          nn.Conv2d(channels, c2, 4, 2, 1), nn.LeakyReLU(slope),              # (B, 2c, H/4, W/4)
@@ -51,7 +58,10 @@ def conv_encoder(image_shape: Sequence[int], channels: int, out: int, slope: flo
 
 def conv_decoder(latent: int, channels: int, image_shape: Sequence[int], out_channels: int,
                  slope: float = 0.01, final: nn.Module | None = None) -> nn.Sequential:
-    """z (B, M) -> (B, out_channels, H, W): the mirror image of `conv_encoder` (``final``: e.g. a Sigmoid)."""
+    """z (B, M) -> (B, out_channels, H, W): the mirror image of `conv_encoder` (``final``: e.g. a Sigmoid).
+
+    Introduced in: Autoencoders.
+    """
     c2, h4, w4 = _feature_map(image_shape, channels)
     layers = [nn.Linear(latent, c2 * h4 * w4), nn.LeakyReLU(slope), nn.Unflatten(1, (c2, h4, w4)),
               nn.ConvTranspose2d(c2, channels, 4, 2, 1), nn.LeakyReLU(slope),   # (B, c, H/2, W/2)
@@ -60,6 +70,6 @@ def conv_decoder(latent: int, channels: int, image_shape: Sequence[int], out_cha
 
 
 def mlp_classifier(image_shape: Sequence[int], hidden: int, classes: int) -> nn.Sequential:
-    """x (B, C, H, W) -> (B, classes) logits through two hidden ReLU layers."""
+    """x (B, C, H, W) -> (B, classes) logits through two hidden ReLU layers (introduced in: Autoencoders)."""
     return nn.Sequential(nn.Flatten(), nn.Linear(pixels(image_shape), hidden), nn.ReLU(),
                          nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, classes))

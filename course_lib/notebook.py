@@ -18,7 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def setup_cell_source(seed: int = 0) -> str:
-    """The first code cell of every chapter: install on Colab only, then `course_lib.setup()`."""
+    """The first code cell of every chapter: install on Colab only, then `course_lib.setup()`.
+
+    Introduced in: How to use this book.
+    """
     return f'''# Setup, the same in every chapter. On Colab this installs the course first; elsewhere
 # the course is already installed (see "How to use this book").
 import os, subprocess, sys
@@ -38,7 +41,10 @@ settings = course_lib.setup(seed={seed})'''
 
 
 def notebooks(root: Path = ROOT) -> list[Path]:
-    """Every chapter notebook under ``book/`` (build folders and checkpoints excluded)."""
+    """Every chapter notebook under ``book/`` (build folders and checkpoints excluded).
+
+    Introduced in: How to use this book.
+    """
     return sorted(p for p in (root / "book").rglob("*.ipynb")
                   if "_build" not in p.parts and ".ipynb_checkpoints" not in p.parts)
 
@@ -56,7 +62,10 @@ def _seed_of(cell: dict | None) -> int:
 
 
 def problems(path: Path) -> list[str]:
-    """What is wrong with one notebook: stored outputs, or a setup cell that drifted."""
+    """What is wrong with one notebook: stored outputs, or a setup cell that drifted.
+
+    Introduced in: How to use this book.
+    """
     nb = json.loads(path.read_text())
     found = []
     cell = _first_code_cell(nb)
@@ -70,7 +79,7 @@ def problems(path: Path) -> list[str]:
 
 
 def sync(path: Path) -> None:
-    """Rewrite the setup cell (keeping its seed) and strip every output."""
+    """Rewrite the setup cell (keeping its seed) and strip every output (introduced in: How to use this book)."""
     nb = json.loads(path.read_text())
     cell = _first_code_cell(nb)
     source = setup_cell_source(_seed_of(cell)).splitlines(keepends=True)
@@ -86,6 +95,7 @@ def sync(path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (introduced in: How to use this book)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="report problems, change nothing")
     args = parser.parse_args(argv)

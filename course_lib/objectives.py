@@ -33,7 +33,10 @@ def elbo(model: nn.Module, x: torch.Tensor, beta: float = 1.0, n_samples: int = 
 
 
 def sample_posterior(q, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """k reparameterised draws z ~ q(z|x), (k, B, M); with ``generator`` the global RNG is untouched."""
+    """k reparameterised draws z ~ q(z|x), (k, B, M); with ``generator`` the global RNG is untouched.
+
+    Introduced in: The variational autoencoder.
+    """
     if generator is None:
         return q.rsample((k,))
     base = q.base_dist if isinstance(q, Independent) else q

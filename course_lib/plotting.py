@@ -13,7 +13,10 @@ from .trainer import moving_average
 
 def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None,
                 scale: float = 0.9):
-    """Show a batch of (N, C, H, W) images in [0, 1] as one grid; returns the axes."""
+    """Show a batch of (N, C, H, W) images in [0, 1] as one grid; returns the axes.
+
+    Introduced in: The course toolkit.
+    """
     if images.dim() == 3:  # (N, H, W) -> (N, 1, H, W)
         images = images.unsqueeze(1)
     if images.dim() != 4:
@@ -30,7 +33,10 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, a
 
 
 def plot_history(history: dict, terms: Sequence[str] | None = None, window: int = 50, axes=None):
-    """Training curves from `Trainer.history`: per-step loss (smoothed) and per-epoch terms."""
+    """Training curves from `Trainer.history`: per-step loss (smoothed) and per-epoch terms.
+
+    Introduced in: The course toolkit.
+    """
     train, valid = history.get("train", {}), history.get("valid", {})
     terms = list(terms or train.keys())
     if axes is None:

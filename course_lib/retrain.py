@@ -16,6 +16,7 @@ from . import env, runs
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (introduced in: How to use this book)."""
     parser = argparse.ArgumentParser(description="Retrain shipped checkpoints (GPU when present).")
     parser.add_argument("names", nargs="*", help="checkpoint names, or 'all'")
     parser.add_argument("--list", action="store_true", help="list the shipped models and exit")

@@ -24,13 +24,14 @@ from typing import Any, Callable, Iterable
 import torch
 
 from . import env
-from .checkpoint import CheckpointError, config_dict, config_hash, load_training_state, paths, save_training_state
+from .checkpoint import CheckpointError, config_dict, config_hash, paths
+from .resume import load_training_state, save_training_state
 
 Objective = Callable[[torch.nn.Module, Any], dict]
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the message names the step."""
+    """The loss became NaN or infinite; the message names the step (introduced in: How to use this book)."""
 
 
 def _call_model(model: torch.nn.Module, batch: Any) -> dict:
@@ -227,14 +228,17 @@ class Trainer:
 
 
 def thin_curve(values: list[float], points: int = 500) -> tuple[list[float], int]:
-    """Means of consecutive blocks so that at most ``points`` remain; returns (means, block size)."""
+    """Means of consecutive blocks so that at most ``points`` remain; returns (means, block size).
+
+    Introduced in: How to use this book.
+    """
     stride = max(1, math.ceil(len(values) / points))
     means = [sum(values[i:i + stride]) / len(values[i:i + stride]) for i in range(0, len(values), stride)]
     return means, stride
 
 
 def moving_average(values: list[float], window: int = 50) -> list[float]:
-    """Trailing mean, for plotting noisy per-step losses."""
+    """Trailing mean, for plotting noisy per-step losses (introduced in: How to use this book)."""
     out, acc = [], 0.0
     for i, v in enumerate(values):
         acc += v

@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import Trainer, checkpoint, load, retrain
-from course_lib import autoencoders as ae
+from course_lib import Trainer, checkpoint, load, runs
 from course_lib.exercises import ExerciseError
+from course_lib.exercises import autoencoders as checks
+from course_lib.models import autoencoder as ae
+from course_lib.models import linear
+from course_lib.runs.autoencoders import LinearAETrain, fit_linear_ae
+from helpers import finished_record
 
 
 def low_rank_data(n: int = 400, d: int = 784, k: int = 3, noise: float = 0.02, seed: int = 0) -> torch.Tensor:
@@ -31,7 +35,7 @@ def test_conv_autoencoder_shapes():
 
 
 def test_linear_autoencoder_shapes():
-    model = ae.LinearAutoencoder(torch.zeros(784), 3)
+    model = linear.LinearAutoencoder(torch.zeros(784), 3, (1, 28, 28))
     x = torch.rand(6, 1, 28, 28)
     assert model.encode(x).shape == (6, 3) and model(x).shape == (6, 1, 28, 28)
 
@@ -62,17 +66,17 @@ def test_principal_angles_against_qr_svd():
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randn(30, 4, generator=gen, dtype=torch.float64), torch.randn(30, 3, generator=gen, dtype=torch.float64)
     cos = torch.linalg.svdvals(torch.linalg.qr(a)[0].T @ torch.linalg.qr(b)[0])
-    angles = ae.principal_angles(a, b)
+    angles = linear.principal_angles(a, b)
     torch.testing.assert_close(angles, torch.arccos(cos.clamp(-1, 1)).flip(0))
     assert angles[0] >= angles[-1]
     # the same span in another basis: all angles zero
     g = torch.randn(4, 4, generator=gen, dtype=torch.float64)
-    assert float(ae.principal_angles(a, a @ g).max()) < 1e-6
+    assert float(linear.principal_angles(a, a @ g).max()) < 1e-6
 
 
 def test_pca_recovers_planted_subspace():
     x = low_rank_data()
-    mean, comps, variances = ae.pca(x, 3)
+    mean, comps, variances = linear.pca(x, 3)
     assert comps.shape == (3, 784) and variances.shape == (3,)
     torch.testing.assert_close(comps @ comps.T, torch.eye(3), atol=1e-5, rtol=0)
     assert variances[0] > variances[1] > variances[2]
@@ -80,9 +84,9 @@ def test_pca_recovers_planted_subspace():
 
 def test_linear_autoencoder_finds_pca_subspace():
     data = load("mnist", "train", limit=2000)  # real digits: a well-separated 9-dim principal subspace
-    _, comps, _ = ae.pca(data.x.flatten(1), 9)
-    config = ae.LinearAEConfig(latent=9, epochs=40, batch_size=100)
-    model, angles = ae.fit_linear_ae(data, config, reference=comps.T)
+    _, comps, _ = linear.pca(data.x.flatten(1), 9)
+    config = LinearAETrain(latent=9, epochs=40, batch_size=100)
+    model, angles = fit_linear_ae(data, config, reference=comps.T)
     assert len(angles) == config.epochs + 1
     assert angles[0] > 80 and angles[-1] < 5.0, angles[-1]
     # the decoder's span is PCA's, its basis is not
@@ -93,15 +97,15 @@ def test_linear_autoencoder_finds_pca_subspace():
 def test_empty_fraction():
     gen = torch.Generator().manual_seed(0)
     uniform = torch.rand(20_000, 2, generator=gen)
-    assert ae.empty_fraction(uniform, bins=20) < 0.01
+    assert linear.empty_fraction(uniform, bins=20) < 0.01
     two_corners = torch.cat([torch.rand(1000, 2, generator=gen) * 0.1, 0.9 + torch.rand(1000, 2, generator=gen) * 0.1])
-    assert ae.empty_fraction(two_corners, bins=20) > 0.9
+    assert linear.empty_fraction(two_corners, bins=20) > 0.9
 
 
 # ----------------------------------------------------------------------------- PPCA
 def test_ppca_closed_form_matches_full_gaussian_and_is_a_maximum():
     x = low_rank_data(n=300, d=20, noise=0.3)
-    model = ae.ppca_closed_form(x, 3)
+    model = linear.ppca_closed_form(x, 3)
     cov = model.weight @ model.weight.T + model.sigma2 * torch.eye(20, dtype=torch.float64)
     full = torch.distributions.MultivariateNormal(model.mean, covariance_matrix=cov)
     exact = full.log_prob(x.double()).mean().item()
@@ -115,17 +119,17 @@ def test_ppca_closed_form_matches_full_gaussian_and_is_a_maximum():
     # a maximum: perturbing sigma^2 or W lowers the likelihood
     for s2, w in ((model.sigma2 * 1.1, model.weight), (model.sigma2 * 0.9, model.weight),
                   (model.sigma2, model.weight * 1.05)):
-        assert ae.PPCA(model.mean, w, s2).log_likelihood(x) < exact
+        assert linear.PPCA(model.mean, w, s2).log_likelihood(x) < exact
 
 
 def test_ppca_em_is_monotone_and_reaches_closed_form():
     x = low_rank_data(n=300, d=20, noise=0.3)
-    closed = ae.ppca_closed_form(x, 3)
-    em, trace = ae.ppca_em(x, 3, iterations=300)
+    closed = linear.ppca_closed_form(x, 3)
+    em, trace = linear.ppca_em(x, 3, iterations=300)
     assert len(trace) == 301
     assert np.diff(trace).min() > -1e-9
     assert trace[-1] == pytest.approx(closed.log_likelihood(x), abs=1e-3)
-    assert float(ae.principal_angles(em.weight, closed.weight).max()) < 1e-3
+    assert float(linear.principal_angles(em.weight, closed.weight).max()) < 1e-3
 
 
 # ----------------------------------------------------------------------------- training and checkpoints
@@ -141,7 +145,7 @@ def test_one_trainer_step_lowers_loss():
 def test_save_load_round_trip(tmp_path):
     config = ae.ConvAEConfig(latent=4, channels=4)
     model = ae.ConvAutoencoder(config)
-    checkpoint.save_checkpoint(tmp_path / "ae", model, {"config_hash": checkpoint.config_hash(config)})
+    checkpoint.save_checkpoint(tmp_path / "ae", model, finished_record(config))
     other = ae.ConvAutoencoder(config)
     checkpoint.load_checkpoint(tmp_path / "ae", other, expect_hash=checkpoint.config_hash(config))
     x = torch.rand(3, 1, 28, 28)
@@ -151,34 +155,33 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_shipped_models_are_registered_and_small():
-    for name, config in ae.SHIPPED.items():
-        assert retrain.MODELS[name].func is ae.trained_ae and retrain.MODELS[name].args == (name,)
-        assert callable(retrain.resolve(name))
-        params = sum(p.numel() for p in ae.ConvAutoencoder(config).parameters())
+    for name, run in runs.autoencoders.SHIPPED.items():
+        assert runs.get(name) is run and run.family == "autoencoder"
+        params = sum(p.numel() for p in ae.ConvAutoencoder(run.model).parameters())
         assert params * 4 < 2_000_000
 
 
 # ----------------------------------------------------------------------------- exercise checks
 def test_check_principal_angles():
-    ae.check_principal_angles(lambda a, b: ae.principal_angles(a, b))
+    checks.check_principal_angles(lambda a, b: linear.principal_angles(a, b))
     with pytest.raises(ExerciseError, match="None"):
-        ae.check_principal_angles(lambda a, b: None)
+        checks.check_principal_angles(lambda a, b: None)
     with pytest.raises(ExerciseError, match="increasing order"):
-        ae.check_principal_angles(lambda a, b: ae.principal_angles(a, b).flip(0))
+        checks.check_principal_angles(lambda a, b: linear.principal_angles(a, b).flip(0))
     with pytest.raises(ExerciseError, match="degrees"):
-        ae.check_principal_angles(lambda a, b: ae.principal_angles(a, b).rad2deg())
+        checks.check_principal_angles(lambda a, b: linear.principal_angles(a, b).rad2deg())
     with pytest.raises(ExerciseError, match="factor"):
-        ae.check_principal_angles(lambda a, b: 0.5 * ae.principal_angles(a, b))
+        checks.check_principal_angles(lambda a, b: 0.5 * linear.principal_angles(a, b))
 
 
 def test_check_ppca_sigma2():
-    ae.check_ppca_sigma2(lambda x, q: ae.ppca_closed_form(x, q).sigma2)
+    checks.check_ppca_sigma2(lambda x, q: linear.ppca_closed_form(x, q).sigma2)
 
     def wrong_divisor(x, q):  # sum of discarded eigenvalues over D instead of D - q
         lam = torch.linalg.eigvalsh(torch.cov(x.T, correction=0))
         return lam[: x.shape[1] - q].sum() / x.shape[1]
 
     with pytest.raises(ExerciseError, match="factor"):
-        ae.check_ppca_sigma2(wrong_divisor)
+        checks.check_ppca_sigma2(wrong_divisor)
     with pytest.raises(ExerciseError, match="None"):
-        ae.check_ppca_sigma2(lambda x, q: None)
+        checks.check_ppca_sigma2(lambda x, q: None)

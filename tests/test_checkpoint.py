@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+import course_lib._files
+
 from course_lib import checkpoint as ckpt
-from course_lib.checkpoint import (CheckpointError, config_hash, load_checkpoint, read_record, save_checkpoint,
-                                   training_lock)
+from course_lib.checkpoint import CheckpointError, config_hash, load_checkpoint, read_record, save_checkpoint
+from course_lib.resume import training_lock
 from helpers import Tiny, TinyConfig, finished_record
 
 
@@ -114,7 +116,7 @@ def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path: Path, mon
         Path(filename).write_bytes(b"half a file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ckpt, "save_file", crash)
+    monkeypatch.setattr(course_lib._files, "save_file", crash)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(tmp_path / "c", Tiny(), finished_record())
     assert (tmp_path / "c.safetensors").read_bytes() == before

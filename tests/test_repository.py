@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from course_lib import _about, checkpoint, notebook, retrain
+from course_lib import _about, notebook, runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,22 +105,77 @@ def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists() -> None:
 def test_retrain_lists_every_shipped_model() -> None:
     out = subprocess.run([sys.executable, "-m", "course_lib.retrain", "--list"], capture_output=True,
                          text=True, check=True, cwd=ROOT).stdout
-    for name in retrain.MODELS:
+    for name in runs.SHIPPED:
         assert name in out
     with pytest.raises(KeyError, match="known:"):
-        retrain.resolve("no_such_model")
+        runs.get("no_such_model")
 
 
 @pytest.mark.usefixtures("data_available")
-@pytest.mark.parametrize("name", sorted(retrain.MODELS))
+@pytest.mark.parametrize("name", sorted(runs.SHIPPED))
 def test_shipped_checkpoint_loads_without_training(name: str, monkeypatch) -> None:
-    """Each registered model's committed checkpoint matches its current config."""
-    monkeypatch.setattr(checkpoint, "ALLOW_TRAINING", False)
+    """Each registered model's committed checkpoint is finished, complete and matches its current config."""
     monkeypatch.delenv("VAE_COURSE_RETRAIN", raising=False)
-    model, record = retrain.resolve(name)(device="cpu")
+    model, record = runs.trained(name, device="cpu", allow_training=False)
     assert record["name"] == name and not record["smoke"], f"{name}: shipped checkpoint is a smoke run"
-    assert (ROOT / "checkpoints" / f"{name}.safetensors").stat().st_size < 20_000_000
+    assert record["finished"] and record["config_hash"] == runs.get(name).hash()
+    for key in ("config", "device", "device_name", "wall_time_s", "epochs", "images_seen", "parameters",
+                "metrics", "history", "versions", "tensors_sha256"):
+        assert key in record, f"{name}: record lacks {key}"
     assert record["device"] in {"cpu", "cuda", "mps"} and record["wall_time_s"] > 0
+
+
+def test_records_and_the_tracked_tree_fit_the_size_budget() -> None:
+    tracked = subprocess.run(["git", "ls-files", "-z"], capture_output=True, cwd=ROOT, check=True).stdout
+    files = [ROOT / f for f in tracked.decode().split("\0") if f and (ROOT / f).is_file()]
+    for path in files:
+        if path.suffix == ".json" and path.parent.name == "checkpoints":
+            assert path.stat().st_size <= 64 * 1024, f"{path.name} is over 64 KB: thin its history"
+    total = sum(p.stat().st_size for p in files)
+    assert total < 45 * 1024 * 1024, f"the tracked tree is {total / 2**20:.1f} MB, over the 45 MB budget"
+
+
+LIBRARY = sorted((ROOT / "course_lib").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "course_lib" / "models").glob("*.py")), ids=lambda p: p.name)
+def test_model_files_know_nothing_of_training_data_or_checkpoints(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+            [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        for name in names:
+            parts = set(name.split("."))
+            assert not parts & {"trainer", "checkpoint", "resume", "data", "env", "runs"}, \
+                f"{path.name} imports {name}: models are architecture only"
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: str(p.relative_to(ROOT / "course_lib")))
+def test_library_files_stay_small_and_every_public_function_names_its_chapter(path: Path) -> None:
+    lines = path.read_text().splitlines()
+    assert len(lines) <= 260, f"{path.name} has {len(lines)} lines: split it (the layout keeps files ~250 lines)"
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+            doc = ast.get_docstring(node) or ""
+            assert "ntroduced in" in doc, f"{path.name}: {node.name}'s docstring does not name its chapter"
+
+
+def test_image_sizes_are_written_only_in_nets_and_dsprites() -> None:
+    import re
+
+    allowed = {"nets.py", "dsprites.py"}
+    for path in LIBRARY:
+        if path.name in allowed or path.parent.name == "vi":
+            continue
+        code = "\n".join(line.split("#")[0] for line in path.read_text().splitlines())
+        code = re.sub(r'""".*?"""', "", code, flags=re.S)
+        assert not re.search(r"\b(784|28|49)\b", code), f"{path.name} writes an MNIST size as a literal"
+
+
+def test_no_module_reaches_into_another_modules_privates() -> None:
+    for path in LIBRARY + sorted((ROOT / "book").glob("*.ipynb")):
+        text = path.read_text()
+        assert "trainer._interactive" not in text and "import _interactive" not in text, path.name
 
 
 @pytest.mark.parametrize("path", notebook.notebooks(), ids=lambda p: p.name)

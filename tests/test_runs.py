@@ -17,7 +17,8 @@ import torch
 from safetensors.torch import load_file
 
 from course_lib import checkpoint, runs
-from course_lib.checkpoint import CheckpointError, load_checkpoint, load_training_state, paths
+from course_lib.checkpoint import CheckpointError, load_checkpoint, paths
+from course_lib.resume import load_training_state
 from course_lib.models.classifier import ClassifierConfig, MLPClassifier
 from course_lib.runs.base import TrainConfig, fit_run, trained
 

@@ -1,4 +1,4 @@
-"""course_lib.vae: likelihoods, priors, closed forms, bounds, gradients, checkpoints, the exercise check."""
+"""The VAE family: models.vae, distributions, objectives, evaluation, the exercise check."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from course_lib import ExerciseError, Trainer, load_checkpoint, save_checkpoint
+from course_lib import ExerciseError, Trainer, load_checkpoint, runs, save_checkpoint
 from course_lib.data import Split
+from course_lib.distributions import PixelCategorical
 from course_lib.evaluation import active_units, eval_images, nll_estimate
-from course_lib.vae import VAE, PixelCategorical, VAEConfig, check_gaussian_kl, elbo, iwae_bound
-from course_lib.vae_training import CONFIGS
+from course_lib.exercises.vae import check_gaussian_kl
+from course_lib.models.vae import VAE, VAEConfig
+from course_lib.objectives import elbo, iwae_bound
+from helpers import finished_record
 
 IMAGE_SHAPE = (1, 28, 28)
 SMALL = dict(hidden=32, channels=4, components=5)
@@ -145,7 +148,7 @@ def test_save_load_round_trip(tmp_path) -> None:
     torch.manual_seed(0)
     config = VAEConfig(latent=3, prior="mog", **SMALL)
     model = VAE(config)
-    save_checkpoint(tmp_path / "m", model, {"config_hash": "x"})
+    save_checkpoint(tmp_path / "m", model, finished_record(config))
     other = VAE(config)
     load_checkpoint(tmp_path / "m", other)
     x = images()
@@ -164,9 +167,9 @@ def test_one_trainer_step_updates_the_weights() -> None:
 
 
 def test_shipped_configs_are_small_and_named() -> None:
-    for name, config in CONFIGS.items():
+    for name, run in runs.vae.SHIPPED.items():
         assert name.startswith("vae_")
-        n = sum(p.numel() for p in VAE(config).parameters())
+        n = sum(p.numel() for p in VAE(run.model).parameters())
         assert n * 4 < 5e6, f"{name} has {n} parameters: its checkpoint would exceed 5 MB"
 
 

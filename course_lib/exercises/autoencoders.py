@@ -9,7 +9,7 @@ from .check import ExerciseError, check_close
 
 
 def check_principal_angles(fn) -> None:
-    """``fn(a, b)`` returns the principal angles in radians, largest first."""
+    """``fn(a, b)`` returns the principal angles in radians, largest first (introduced in: Autoencoders)."""
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randn(20, 3, generator=gen, dtype=torch.float64), torch.randn(20, 3, generator=gen, dtype=torch.float64)
     b = b @ torch.tensor([[2.0, 1, 0], [0, 1, 0], [1, 0, 3]], dtype=torch.float64)  # not orthonormal
@@ -22,7 +22,10 @@ def check_principal_angles(fn) -> None:
 
 
 def check_ppca_sigma2(fn) -> None:
-    """``fn(x, q)`` returns the maximum-likelihood PPCA sigma^2 of x (N, D) with q latent dimensions."""
+    """``fn(x, q)`` returns the maximum-likelihood PPCA sigma^2 of x (N, D) with q latent dimensions.
+
+    Introduced in: Autoencoders.
+    """
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(200, 10, generator=gen, dtype=torch.float64) * torch.linspace(3, 0.5, 10, dtype=torch.float64)
     check_close(fn(x, 3), ppca_closed_form(x, 3).sigma2, "sigma^2", rtol=1e-6, atol=1e-8)

@@ -6,13 +6,17 @@ import torch
 from torch.nn import functional as F
 
 from ..models.classifier import ClassifierConfig, MLPClassifier
+from ..nets import MNIST_SHAPE
 from .check import ExerciseError, check_close
 
 
 def check_objective(objective) -> None:
-    """``objective(model, (x, y))`` returns a dict with the mean cross-entropy ``loss`` and the ``error`` rate."""
+    """``objective(model, (x, y))`` returns a dict with the mean cross-entropy ``loss`` and the ``error`` rate.
+
+    Introduced in: The course toolkit.
+    """
     gen = torch.Generator().manual_seed(0)
-    x = torch.rand(64, 1, 28, 28, generator=gen)
+    x = torch.rand(64, *MNIST_SHAPE, generator=gen)
     y = torch.randint(0, 10, (64,), generator=gen)
     model = MLPClassifier(ClassifierConfig(hidden=16))
     out = objective(model, (x, y))

@@ -11,21 +11,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..nets import conv_decoder, conv_encoder
+from ..nets import MNIST_SHAPE, conv_decoder, conv_encoder
 
 
 @dataclass(frozen=True)
 class ConvAEConfig:
-    """Architecture of `ConvAutoencoder`."""
+    """Architecture of `ConvAutoencoder` (introduced in: Autoencoders)."""
 
-    image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
+    image_shape: tuple[int, int, int] = MNIST_SHAPE  # (C, H, W)
     latent: int = 16                                 # M, the bottleneck
     channels: int = 16                               # first conv layer; the second has twice as many
 
 
 class ConvAutoencoder(nn.Module):
     """Two stride-2 convolutions down to M numbers, and their mirror image back up (LeakyReLU 0.2:
-    plain ReLUs can die early and leave the decoder stuck at the mean image)."""
+    plain ReLUs can die early and leave the decoder stuck at the mean image). Introduced in: Autoencoders."""
 
     def __init__(self, config: ConvAEConfig = ConvAEConfig()) -> None:
         super().__init__()

@@ -12,20 +12,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..nets import mlp_classifier
+from ..nets import MNIST_SHAPE, mlp_classifier
 
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """Architecture of `MLPClassifier`."""
+    """Architecture of `MLPClassifier` (introduced in: The course toolkit)."""
 
-    image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
+    image_shape: tuple[int, int, int] = MNIST_SHAPE  # (C, H, W)
     hidden: int = 256                                # width of both hidden layers
     classes: int = 10
 
 
 class MLPClassifier(nn.Module):
-    """x (B, C, H, W) -> hidden -> hidden -> class logits (B, classes)."""
+    """x (B, C, H, W) -> hidden -> hidden -> class logits (B, classes) (introduced in: The course toolkit)."""
 
     def __init__(self, config: ClassifierConfig = ClassifierConfig()) -> None:
         super().__init__()

@@ -17,7 +17,10 @@ from torch.distributions import LowRankMultivariateNormal
 
 
 def pca(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean (D,), top-``k`` principal directions (k, D) and their variances (k,) of data (N, D)."""
+    """Mean (D,), top-``k`` principal directions (k, D) and their variances (k,) of data (N, D).
+
+    Introduced in: Autoencoders.
+    """
     mean = x.mean(0)
     _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)  # X_c = U diag(s) V^T
     return mean, vh[:k], s[:k] ** 2 / x.shape[0]               # eigenvalues of S = X_c^T X_c / N
@@ -33,7 +36,10 @@ def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class LinearAutoencoder(nn.Module):
-    """z = E (x - mean), x_hat = W z + mean: no nonlinearity, no bias beyond the data mean."""
+    """z = E (x - mean), x_hat = W z + mean: no nonlinearity, no bias beyond the data mean.
+
+    Introduced in: Autoencoders.
+    """
 
     def __init__(self, mean: torch.Tensor, latent: int, image_shape: tuple[int, ...]) -> None:
         super().__init__()
@@ -54,7 +60,10 @@ class LinearAutoencoder(nn.Module):
 
 @dataclass
 class PPCA:
-    """p(x) = N(x | mean, W W^T + sigma2 I), the marginal of x = W z + mean + eps (Tipping & Bishop 1999)."""
+    """p(x) = N(x | mean, W W^T + sigma2 I), the marginal of x = W z + mean + eps (Tipping & Bishop 1999).
+
+    Introduced in: Autoencoders.
+    """
 
     mean: torch.Tensor    # (D,)
     weight: torch.Tensor  # W: (D, M)

@@ -15,14 +15,17 @@ from torch import nn
 from torch.distributions import Distribution, Independent
 
 from .. import distributions as D
-from ..nets import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
+from ..nets import MNIST_SHAPE, conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
 
 
 @dataclass(frozen=True)
 class VAEConfig:
-    """Architecture of a `VAE` (how it trains is a `course_lib.runs` training config)."""
+    """Architecture of a `VAE` (how it trains is a `course_lib.runs` training config).
 
-    image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) of the data
+    Introduced in: The variational autoencoder.
+    """
+
+    image_shape: tuple[int, int, int] = MNIST_SHAPE  # (C, H, W) of the data
     arch: str = "mlp"               # "mlp" (D-hidden-2M) or "conv" (two stride-2 convolutions)
     latent: int = 2                 # M, the dimension of z
     hidden: int = 256               # MLP hidden width

@@ -20,7 +20,7 @@ SHIPPED: dict[str, Run] = {**toolkit.SHIPPED, **autoencoders.SHIPPED, **vae.SHIP
 
 
 def get(name: str) -> Run:
-    """The `Run` called ``name``; a clear error lists the known names."""
+    """The `Run` called ``name``; a clear error lists the known names (introduced in: How to use this book)."""
     if name not in SHIPPED:
         raise KeyError(f"no shipped model called {name!r}; known: {', '.join(sorted(SHIPPED))} "
                        "(`python -m course_lib.retrain --list`)")
@@ -35,7 +35,10 @@ def trained(name: str, device: torch.device | str | None = None, directory: str 
 
 def fit(name: str, device: torch.device | str | None = None, directory: str | Path | None = None,
         smoke: bool | None = None) -> tuple[nn.Module, dict]:
-    """Retrain the shipped model ``name`` (resuming an interrupted run) and publish it."""
+    """Retrain the shipped model ``name`` (resuming an interrupted run) and publish it.
+
+    Introduced in: How to use this book.
+    """
     return fit_run(name, get(name), device, directory, smoke)
 
 

@@ -20,19 +20,22 @@ from .base import Run, TrainConfig
 
 @dataclass(frozen=True)
 class AETrain(TrainConfig):
-    """Training of a (denoising) autoencoder."""
+    """Training of a (denoising) autoencoder (introduced in: Autoencoders)."""
 
     noise: float = 0.0      # std of the Gaussian corruption during training (0: plain autoencoder)
     lr: float = 2e-3
 
 
 def ae_objective(train: AETrain, epochs_done) -> callable:
-    """Squared error of reconstructing clean x from x + noise."""
+    """Squared error of reconstructing clean x from x + noise (introduced in: Autoencoders)."""
     return partial(denoising_loss, noise=train.noise)
 
 
 def ae_run(latent: int, **train) -> Run:
-    """A shipped conv autoencoder with bottleneck ``latent`` on MNIST (unless ``dataset=``)."""
+    """A shipped conv autoencoder with bottleneck ``latent`` on MNIST (unless ``dataset=``).
+
+    Introduced in: Autoencoders.
+    """
     return Run("autoencoder", ConvAEConfig(latent=latent), AETrain(epochs=6, **train),
                build=ConvAutoencoder, objective=ae_objective)
 
@@ -48,7 +51,7 @@ SHIPPED: dict[str, Run] = {
 
 @dataclass(frozen=True)
 class LinearAETrain(TrainConfig):
-    """The linear autoencoder of the PCA section (trained on the spot, not shipped)."""
+    """The linear autoencoder of the PCA section (trained on the spot, not shipped) (introduced in: Autoencoders)."""
 
     latent: int = 9          # M: 9 because MNIST's 9th and 10th eigenvalues are well apart
     epochs: int = 40

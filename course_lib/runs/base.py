@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from .. import env
-from ..checkpoint import (CheckpointError, check_name, config_dict, config_hash, load_checkpoint, paths, save_checkpoint,
-                          training_lock)
+from ..checkpoint import (CheckpointError, check_name, config_dict, config_hash, load_checkpoint, paths, save_checkpoint)
+from ..resume import training_lock
 from ..data import DeviceLoader, load
 from ..trainer import Trainer
 
@@ -32,7 +32,7 @@ HISTORY_POINTS = 500    # per-step loss points kept in a shipped record
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a run trains (hashed with the architecture)."""
+    """How a run trains (hashed with the architecture) (introduced in: How to use this book)."""
 
     dataset: str = "mnist"          # a `course_lib.data.load` name
     epochs: int = 10
@@ -46,7 +46,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Run:
-    """One shipped model: family, architecture, training, evaluation, and the code that runs them."""
+    """One shipped model: family, architecture, training, evaluation, and the code that runs them.
+
+    Introduced in: How to use this book.
+    """
 
     family: str
     model: Any                                         # architecture config dataclass
@@ -66,17 +69,23 @@ class Run:
 
 
 def checkpoint_dir() -> Path:
-    """The shipped checkpoints (``checkpoints/`` in a repository checkout), else the user cache."""
+    """The shipped checkpoints (``checkpoints/`` in a repository checkout), else the user cache.
+
+    Introduced in: How to use this book.
+    """
     return REPO_CHECKPOINTS if REPO_CHECKPOINTS.is_dir() else env.cache_dir() / "checkpoints"
 
 
 def smoke_dir() -> Path:
-    """Where smoke-setting runs are written: never over a shipped checkpoint."""
+    """Where smoke-setting runs are written: never over a shipped checkpoint (introduced in: How to use this book)."""
     return env.cache_dir() / "smoke-checkpoints"
 
 
 def loaders(train: TrainConfig, device: torch.device, smoke: bool) -> tuple[DeviceLoader, DeviceLoader]:
-    """Training and validation batches, on the device, for ``train`` (smaller in the smoke setting)."""
+    """Training and validation batches, on the device, for ``train`` (smaller in the smoke setting).
+
+    Introduced in: How to use this book.
+    """
     limit = SMOKE_LIMIT if smoke else None
     valid_n = SMOKE_LIMIT if smoke and train.valid_n is None else (min(train.valid_n, SMOKE_LIMIT)
                                                                    if smoke else train.valid_n)
@@ -164,5 +173,5 @@ def trained(name: str, run: Run, device: torch.device | str | None = None, direc
 
 
 def replace(run: Run, **changes: Any) -> Run:
-    """A copy of ``run`` with fields changed (``dataclasses.replace``)."""
+    """A copy of ``run`` with fields changed (``dataclasses.replace``) (introduced in: How to use this book)."""
     return dataclasses.replace(run, **changes)

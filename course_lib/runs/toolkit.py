@@ -7,7 +7,10 @@ from .base import Run, TrainConfig
 
 
 def classifier_objective(train: TrainConfig, epochs_done) -> callable:
-    """Cross-entropy on (x, y) batches; ``epochs_done`` is unused (no schedule)."""
+    """Cross-entropy on (x, y) batches; ``epochs_done`` is unused (no schedule).
+
+    Introduced in: The course toolkit.
+    """
     return classification_loss
 
 

@@ -23,7 +23,10 @@ from .base import Run, TrainConfig
 
 @dataclass(frozen=True)
 class VAETrain(TrainConfig):
-    """Training of a VAE: the beta-weighted ELBO, with an optional linear KL warm-up."""
+    """Training of a VAE: the beta-weighted ELBO, with an optional linear KL warm-up.
+
+    Introduced in: The variational autoencoder.
+    """
 
     dataset: str = "dynamic_mnist"
     epochs: int = 20
@@ -35,14 +38,17 @@ class VAETrain(TrainConfig):
 
 @dataclass(frozen=True)
 class VAEEval:
-    """What `evaluate_vae` measures after training."""
+    """What `evaluate_vae` measures after training (introduced in: The variational autoencoder)."""
 
     k: int = 0                      # importance samples for the test NLL (0: none)
     n: int = 2000                   # random test images for the NLL and active units
 
 
 def vae_objective(train: VAETrain, epochs_done):
-    """The negative ELBO with KL weight beta * min(1, epochs done / warm-up epochs) while training."""
+    """The negative ELBO with KL weight beta * min(1, epochs done / warm-up epochs) while training.
+
+    Introduced in: The variational autoencoder.
+    """
 
     def objective(model: VAE, x: torch.Tensor) -> dict[str, torch.Tensor]:
         ramp = min(1.0, epochs_done() / train.warmup_epochs) if train.warmup_epochs and model.training else 1.0
@@ -54,7 +60,10 @@ def vae_objective(train: VAETrain, epochs_done):
 
 @torch.no_grad()
 def evaluate_vae(model: VAE, run: Run, device: torch.device) -> dict:
-    """Active units and (if ``eval.k``) k-sample NLL estimates on random test images."""
+    """Active units and (if ``eval.k``) k-sample NLL estimates on random test images.
+
+    Introduced in: The variational autoencoder.
+    """
     smoke = env.smoke()
     k, n = (20, 200) if smoke else (run.eval.k, run.eval.n)
     data = test_subset(run.train.dataset, run.eval.n if not smoke else 200, device)
@@ -69,7 +78,7 @@ def evaluate_vae(model: VAE, run: Run, device: torch.device) -> dict:
 
 
 def vae_run(model: VAEConfig, train: VAETrain, eval: VAEEval = VAEEval()) -> Run:
-    """A shipped VAE run."""
+    """A shipped VAE run (introduced in: The variational autoencoder)."""
     return Run("vae", model, train, build=VAE, objective=vae_objective, evaluate=evaluate_vae, eval=eval)
 
 
