@@ -131,7 +131,7 @@ def check_close(answer: Any, expected: Any, what: str = "your answer", rtol: flo
     for slip, value in (mistakes or {}).items():
         wrong = _reference(value).to(torch.float64)
         if wrong.shape == a.shape and tol.close(a, wrong):
-            raise ExerciseError(f"{what} looks like a known slip: {slip}.")
+            raise ExerciseError(f"{what} looks like a known slip: {slip.rstrip('.')}.")
     if a.shape != e.shape:
         raise ExerciseError(_shape_hint(a, e, what, tol, sizes))
     raise ExerciseError(_value_hint(a, e, what, tol, sizes))
