@@ -30,12 +30,15 @@ _TIMEOUT = "CellTimeoutError"
 
 
 class GradingError(RuntimeError):
-    """Grading itself failed (not the student's answers); the message says what to do."""
+    """Grading itself failed (not the student's answers); the message says what to do.
+
+    Introduced in: How to use this book.
+    """
 
 
 @dataclass
 class Result:
-    """The grade of one exercise (one graded cell)."""
+    """The grade of one exercise (one graded cell) (introduced in: How to use this book)."""
 
     grade_id: str
     cell: int          # index of the graded cell in the notebook
@@ -47,7 +50,10 @@ class Result:
 
 @dataclass
 class Report:
-    """Every graded exercise of one notebook, and errors that happened outside them."""
+    """Every graded exercise of one notebook, and errors that happened outside them.
+
+    Introduced in: How to use this book.
+    """
 
     notebook: str
     results: list[Result]
@@ -83,7 +89,10 @@ def _num(x: float) -> str:
 
 
 def read_notebook(path: Path) -> NotebookNode:
-    """The notebook at ``path``, or a `GradingError` saying what is wrong with the file."""
+    """The notebook at ``path``, or a `GradingError` saying what is wrong with the file.
+
+    Introduced in: How to use this book.
+    """
     if not path.is_file():
         raise GradingError(f"{path} not found: pass the path of a notebook, e.g. student/05_vae.ipynb "
                            "(make the student notebooks with `python -m course_lib.student`)")
@@ -96,7 +105,7 @@ def read_notebook(path: Path) -> NotebookNode:
 
 def restore_graded_cells(submission: NotebookNode, source: NotebookNode) -> int:
     """Put the instructor's version of every graded or locked cell back, matched by grade_id
-    (hidden tests included, so a student cannot edit the tests); returns how many."""
+    (hidden tests included, so a student cannot edit the tests); returns how many. Introduced in: How to use this book."""
     originals = {nbgrader(c)["grade_id"]: c for c in source.cells
                  if nbgrader(c).get("grade_id") and (nbgrader(c).get("locked") or
                                                       (nbgrader(c).get("grade") and not nbgrader(c).get("solution")))}
@@ -111,7 +120,7 @@ def restore_graded_cells(submission: NotebookNode, source: NotebookNode) -> int:
 
 def execute(nb: NotebookNode, cwd: Path, timeout: int) -> tuple[set[int], tuple[int, str] | None]:
     """Run ``nb`` in place, top to bottom, errors allowed; (cells that timed out, (cell, reason) if
-    the kernel died). A kernel that cannot start is a `GradingError`."""
+    the kernel died). A kernel that cannot start is a `GradingError`. Introduced in: How to use this book."""
     from nbclient import NotebookClient
 
     started: list[int] = []
@@ -148,7 +157,7 @@ def _error(cell: NotebookNode) -> tuple[str, str] | None:
 
 def assess(nb: NotebookNode, timed_out: set[int] = frozenset(), died: tuple[int, str] | None = None,
            timeout: int | None = None) -> list[Result]:
-    """Grade every graded code cell of an executed notebook."""
+    """Grade every graded code cell of an executed notebook (introduced in: How to use this book)."""
     results, previous = [], -1
     for index, cell in enumerate(nb.cells):
         meta = nbgrader(cell)
@@ -197,6 +206,7 @@ def grade(path: Path | str, timeout: int = 120, source: Path | str | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (introduced in: How to use this book)."""
     parser = argparse.ArgumentParser(prog="python -m course_lib.grade", description=__doc__.splitlines()[0])
     parser.add_argument("notebook", type=Path, help="the notebook to grade, e.g. student/05_vae.ipynb")
     parser.add_argument("--timeout", type=int, default=120, help="seconds each cell may run (default 120)")

@@ -181,7 +181,9 @@ def test_check_ppca_sigma2():
         lam = torch.linalg.eigvalsh(torch.cov(x.T, correction=0))
         return lam[: x.shape[1] - q].sum() / x.shape[1]
 
-    with pytest.raises(ExerciseError, match="factor"):
+    with pytest.raises(ExerciseError, match="divided by D instead of D - q"):
         checks.check_ppca_sigma2(wrong_divisor)
+    with pytest.raises(ExerciseError, match="1/\\(N-1\\)"):
+        checks.check_ppca_sigma2(lambda x, q: torch.linalg.eigvalsh(torch.cov(x.T)).flip(0)[q:].mean())
     with pytest.raises(ExerciseError, match="None"):
         checks.check_ppca_sigma2(lambda x, q: None)

@@ -28,4 +28,9 @@ def check_ppca_sigma2(fn) -> None:
     """
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(200, 10, generator=gen, dtype=torch.float64) * torch.linspace(3, 0.5, 10, dtype=torch.float64)
-    check_close(fn(x, 3), ppca_closed_form(x, 3).sigma2, "sigma^2", rtol=1e-6, atol=1e-8)
+    lam = torch.linalg.eigvalsh(torch.cov(x.T, correction=0)).flip(0)      # eigenvalues of S, largest first
+    d, q = x.shape[1], 3
+    check_close(fn(x, q), ppca_closed_form(x, q).sigma2, "sigma^2", rtol=1e-6, mistakes={
+        "the discarded eigenvalues were divided by D instead of D - q": lam[q:].sum() / d,
+        "the mean was taken over the q kept eigenvalues, not the D - q discarded ones": lam[:q].mean(),
+        "S was computed with 1/(N-1) (torch.cov's default) instead of 1/N": lam[q:].mean() * x.shape[0] / (x.shape[0] - 1)})
