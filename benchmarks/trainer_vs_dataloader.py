@@ -1,6 +1,6 @@
 """Time MNIST epochs of a small conv VAE: the course Trainer against plain DataLoader loops.
 
-A measurement, not a test. Three loops train the same model (course_lib.vae, conv, 32-d
+A measurement, not a test. Three loops train the same model (course_lib.models.vae, conv, 32-d
 latent, Bernoulli decoder, dynamic binarization) for the same number of epochs:
 
   course    course_lib.Trainer over a DeviceLoader: the dataset sits on the device as one
@@ -30,7 +30,8 @@ import course_lib
 from course_lib import DeviceLoader, Trainer, load
 from course_lib.data import locate
 from course_lib.env import cache_dir, device_name
-from course_lib.vae import VAE, VAEConfig, elbo
+from course_lib.models.vae import VAE, VAEConfig
+from course_lib.objectives import elbo
 
 
 def make_model(device: torch.device) -> tuple[VAE, torch.optim.Optimizer]:

@@ -1,7 +1,7 @@
 """The VAE targets of the course: conv VAE on dynamically binarized MNIST, timed and evaluated.
 
 A measurement, not a test. Protocol (Burda et al. 2015): train the conv VAE of
-`course_lib.vae` (32-d latent, Bernoulli decoder) on the 50k training images, re-binarized
+`course_lib.models.vae` (32-d latent, Bernoulli decoder) on the 50k training images, re-binarized
 every pass, for ``--epochs`` epochs (target protocol: 50); then estimate the test NLL with
 the k-sample importance-weighted bound (target: k >= 1000, the whole 10k test set) on
 
@@ -27,7 +27,8 @@ import course_lib
 from course_lib import DeviceLoader, Trainer, load
 from course_lib.env import device_name
 from course_lib.evaluation import nll_estimate, test_subset
-from course_lib.vae import VAE, VAEConfig, elbo
+from course_lib.models.vae import VAE, VAEConfig
+from course_lib.objectives import elbo
 
 TARGET_NLL, TARGET_GPU_S, SEEDS_50_EPOCHS_S, BURDA_VAE = 86.0, 30.0, 9 * 60 + 22, 86.76
 
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     settings = course_lib.setup(seed=0, device=args.device)
     device = settings.device
-    model = VAE(VAEConfig(arch="conv", latent=32, epochs=args.epochs)).to(device)
+    model = VAE(VAEConfig(arch="conv", latent=32)).to(device)
     trainer = Trainer(model, elbo, lr=1e-3, compile=args.compile, amp=False, progress=False, verbose=True,
                       name="vae_targets")
     train = DeviceLoader(load("dynamic_mnist", "train", device), args.batch)

@@ -108,3 +108,79 @@ def test_corrupt_file_is_reported(tmp_path: Path, monkeypatch) -> None:
             load("mnist", "test")
     finally:
         data._load_cpu.cache_clear()
+
+
+def test_load_returns_tensors_the_caller_owns() -> None:
+    """Item 4: an in-place edit of one load must not reach the cache or a later load."""
+    first = load("mnist", "test", limit=100)
+    pristine = first.x.clone()
+    first.x.mul_(0).add_(7)
+    first.y.zero_()
+    again = load("mnist", "test", limit=100)
+    assert torch.equal(again.x, pristine) and int(again.y.sum()) > 0
+
+
+def _copy_mnist(tmp_path: Path) -> Path:
+    source = data.locate("mnist") / "MNIST/raw"
+    target = tmp_path / "MNIST/raw"
+    target.mkdir(parents=True)
+    for f in source.iterdir():
+        shutil.copy(f, target / f.name)
+    return target
+
+
+def _idx(dims: list[int], payload: bytes) -> bytes:
+    header = b"\x00\x00\x08" + bytes([len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+    return gzip.compress(header + payload)
+
+
+@pytest.mark.parametrize("damage,pattern", [
+    (lambda t: (t / "t10k-labels-idx1-ubyte.gz").write_bytes(_idx([9999], bytes(9999))), "mismatched"),
+    (lambda t: (t / "t10k-images-idx3-ubyte.gz").write_bytes(_idx([10, 32, 32], bytes(10 * 32 * 32))),
+     "N x 28 x 28"),
+])
+def test_idx_files_are_checked_for_size_and_counts(tmp_path: Path, monkeypatch, damage, pattern) -> None:
+    """Item 8: a truncated label file or images of another size give a clear error, not a silent result."""
+    damage(_copy_mnist(tmp_path))
+    monkeypatch.setenv("VAE_COURSE_DATA", str(tmp_path))
+    data._load_cpu.cache_clear()
+    try:
+        with pytest.raises(DatasetCorruptError, match=pattern):
+            load("mnist", "test")
+    finally:
+        data._load_cpu.cache_clear()
+
+
+def test_a_read_only_home_is_fine_when_the_data_folder_serves_everything(tmp_path: Path, monkeypatch) -> None:
+    """Item 8: the cache folder is not created just to look in it."""
+    cache = tmp_path / "readonly" / "cache"
+    (tmp_path / "readonly").mkdir()
+    (tmp_path / "readonly").chmod(0o500)
+    monkeypatch.setenv("VAE_COURSE_CACHE", str(cache))
+    data._load_cpu.cache_clear()
+    try:
+        assert len(load("mnist", "test", limit=10)) == 10
+        assert not cache.exists()
+    finally:
+        (tmp_path / "readonly").chmod(0o700)
+        data._load_cpu.cache_clear()
+
+
+def test_the_binarized_mnist_download_is_checksummed(tmp_path: Path, monkeypatch) -> None:
+    """Item 8: a proxy page or a truncated download is refused (sha256 of the original files)."""
+    import urllib.request
+
+    class Page:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self):
+            return b"<html>captive portal</html>"
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Page())
+    with pytest.raises(DatasetCorruptError, match="sha256"):
+        data._download("binarized_mnist", tmp_path)
+    assert not list((tmp_path / "BinarizedMNIST").glob("*.amat.gz"))
