@@ -87,7 +87,7 @@ def paths(stem: str | Path) -> dict[str, Path]:
     if ".." in stem.parts:
         raise CheckpointError(f"checkpoint path {stem} climbs out of its folder ('..'); name a plain file stem")
     return {kind: stem.with_name(stem.name + suffix) for kind, suffix in (
-        ("weights", ".safetensors"), ("json", ".json"), ("partial", ".safetensors"),
+        ("weights", ".safetensors"), ("json", ".json"), ("partial", ".partial.safetensors"),
         ("lock", ".lock"))}
 
 

@@ -246,13 +246,25 @@ def test_live_interpolation_and_manifold_move_the_image() -> None:
     assert _png(ex.image) != before and _png(grid_picture) != grid_before   # the red dot moved too
 
 
-def test_show_picks_a_face_without_a_kernel_error(capsys, monkeypatch) -> None:
+def test_show_picks_the_face_for_who_is_reading(monkeypatch) -> None:
+    """Static HTML in a book build or CI, live widgets when a person watches a notebook."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
     ex = widgets.interpolation(LinearDecoder(2).decode, torch.zeros(2), torch.ones(2), steps=3)
-    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
-    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
-    monkeypatch.delenv("VSCODE_PID", raising=False)
-    assert ex.show() is None and "HTML" in capsys.readouterr().out       # no frontend: static
-    assert ex.show(live=True) is None and "VBox" in capsys.readouterr().out
+    for var in ("JPY_SESSION_NAME", "COLAB_RELEASE_TAG", "VSCODE_PID", "CI"):
+        monkeypatch.delenv(var, raising=False)
+    ex.show()                                                               # no frontend: static
+    assert isinstance(shown[-1], IPython.display.HTML) and 'type="range"' in shown[-1].data
+    ex.show(live=True)
+    assert type(shown[-1]).__name__ == "VBox" and ex.image is not None
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release")                      # a person on Colab: live
+    ex.show()
+    assert type(shown[-1]).__name__ == "VBox"
+    monkeypatch.setenv("CI", "true")                                        # CI never waits on widgets
+    ex.show()
+    assert isinstance(shown[-1], IPython.display.HTML) and len(shown) == 4
 
 
 # ----------------------------------------------------------------------------- headless Chromium
