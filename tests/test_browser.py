@@ -123,3 +123,30 @@ def test_no_broken_internal_link_or_anchor_anywhere(book_html: Path) -> None:
             elif fragment and file.suffix == ".html" and fragment not in parse(file).ids:
                 broken.append(f"{page.relative_to(book_html)} -> {link} (no such anchor)")
     assert broken == [], "\n".join(broken[:20])
+
+
+def test_no_maths_error_on_any_page(browser, book_server, book_html: Path) -> None:
+    """MathJax typesets every formula on every built page without an error.
+
+    A mangled escape (a vertical tab where ``\\v`` of ``\\varepsilon`` was meant) or an unknown
+    macro still renders, as a red "Math input error" or an error message: an ``mjx-merror`` element.
+    """
+    pages = sorted(p.relative_to(book_html).as_posix() for p in book_html.rglob("*.html")
+                   if not {"_static", "_sources", "_images"} & set(p.parts))
+    with_maths, errors = 0, []
+    for path in pages:
+        page, _ = open_page(browser, f"{book_server}/{path}")
+        if page.locator(".math").count():
+            with_maths += 1
+            page.wait_for_function("() => window.MathJax?.startup?.promise !== undefined", timeout=20_000)
+            page.evaluate("() => MathJax.startup.promise.then(() => true)")   # typesetting has finished
+            wait_for_maths(page)
+        found = page.evaluate("() => ({count: document.querySelectorAll('mjx-merror').length,"
+                              " texts: [...document.querySelectorAll('mjx-merror')].slice(0, 3)"
+                              "        .map(e => e.getAttribute('data-mjx-error') || e.textContent),"
+                              " input: document.body.innerText.includes('Math input error')})")
+        if found["count"] or found["input"]:
+            errors.append(f"{path}: {found['count']} maths errors, e.g. {found['texts']}")
+        page.close()
+    assert with_maths >= 5, f"only {with_maths} pages with maths: is the book built?"
+    assert errors == [], "\n".join(errors)

@@ -6,6 +6,7 @@ import ast
 import json
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,44 @@ def test_directive_titles_render(path: Path) -> None:
         for line in "".join(cell["source"]).splitlines():
             if line.startswith("```{"):
                 assert "`" not in line[3:], f"{path.name}: backtick in directive line {line!r}"
+
+
+# ----------------------------------------------------------------------------- control characters
+def control_characters(text: str) -> list[tuple[int, str]]:
+    """(line, context) for every control character in ``text`` other than a newline or a tab.
+
+    A JSON escape such as ``"\\v"`` written where ``"\\\\v"`` was meant turns ``\\varepsilon``
+    into a vertical tab followed by "arepsilon": the page then shows "Math input error".
+    """
+    found = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        for at, char in enumerate(line):
+            if char != "\t" and unicodedata.category(char) == "Cc":
+                found.append((number, repr(line[max(0, at - 15):at + 15])))
+    return found
+
+
+def book_sources() -> list[tuple[str, str]]:
+    """(where, text) for every notebook cell source and every Markdown file under book/."""
+    sources = []
+    for path in notebook.notebooks():
+        for index, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+            sources.append((f"{path.relative_to(ROOT)} cell {index}", "".join(cell["source"])))
+    for path in sorted((ROOT / "book").rglob("*.md")):
+        if not {"_build", "_static", ".ipynb_checkpoints"} & set(path.parts):
+            sources.append((str(path.relative_to(ROOT)), path.read_text(encoding="utf-8")))
+    return sources
+
+
+def test_no_control_characters_in_book_sources() -> None:
+    """Only newlines and tabs: any other control character is a mangled escape (a "\\v" for "\\\\v")."""
+    sources = book_sources()
+    assert any(where.endswith(".md") for where, _ in sources) and any("cell" in where for where, _ in sources)
+    bad = [f"{where}, line {line}: {context}" for where, text in sources for line, context in control_characters(text)]
+    assert bad == [], "control characters (write \\\\varepsilon, not \\varepsilon, in JSON):\n" + "\n".join(bad)
+
+
+def test_control_characters_are_detected() -> None:
+    planted = "noise $" + "\v" + "arepsilon$ and a tab\tand\r\na form feed " + "\f" + "rac"
+    assert [line for line, _ in control_characters(planted)] == [1, 1, 2]
+    assert control_characters("$\\varepsilon$\tfine\n") == []

@@ -2,8 +2,8 @@
 
 Modules: `gaussian` (conjugate Gaussian models, closed-form Gaussian KL), `cavi`
 (coordinate-ascent updates and ELBOs), `estimators` (score-function, baseline and
-reparameterised gradient estimators, natural-gradient steps), `logistic` (2-D Bayesian
-logistic regression: Laplace, full-covariance BBVI, grid reference).
+reparameterised gradient estimators, natural-gradient steps, the stochastic-gradient loop),
+`logistic` (2-D Bayesian logistic regression: Laplace, full-covariance BBVI, grid reference).
 """
 
 from .gaussian import (ConjugateGaussian, check_conjugate_elbo, kl_diag_gaussian, kl_full_gaussian, kl_normal,
@@ -11,6 +11,7 @@ from .gaussian import (ConjugateGaussian, check_conjugate_elbo, kl_diag_gaussian
 from .cavi import (MeanField, NormalGamma, cavi_mixture, cavi_normal_gamma, cavi_update_assignments,
                    cavi_update_means, cavi_update_mu, cavi_update_tau, check_assignment_update, mixture_elbo,
                    normal_gamma_elbo, normal_gamma_log_evidence, normal_gamma_posterior, sample_mixture)
-from .estimators import (LinearRegression, check_score_function_grad, diag_gaussian, gaussian_fisher_diag,
-                         natural_gradient, natural_gradient_step, reparam_grad, score_function_grad,
-                         score_function_grad_baseline, score_function_grad_rb)
+from .estimators import (LinearRegression, StepSizes, check_score_function_grad, check_score_function_grad_baseline,
+                         diag_gaussian, fit_diag_gaussian, gaussian_fisher_diag, natural_gradient,
+                         natural_gradient_step, reparam_grad, score_function_grad, score_function_grad_baseline,
+                         score_function_grad_rb)

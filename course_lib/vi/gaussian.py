@@ -4,7 +4,7 @@ Introduced in: Latent-variable models and the ELBO. Three pieces, each small eno
 by hand and each tested against `torch.distributions`:
 
 - closed-form KL divergences between Gaussians (univariate, diagonal, full covariance);
-- the conjugate Gaussian model z ~ N(m0, v0), x_i | z ~ N(z, s2): exact posterior, exact
+- the conjugate Gaussian model z ~ N(m0, v0), x_n | z ~ N(z, sigma^2): exact posterior, exact
   log-evidence, and the ELBO of any Gaussian q(z) = N(m, v) in closed form;
 - probabilistic PCA (Tipping & Bishop, 1999), kept minimal: exact log-evidence, the exact
   posterior (the E-step), the ELBO of a Gaussian q, and one EM step.
@@ -113,20 +113,21 @@ def check_conjugate_elbo(your_elbo) -> None:
 def ppca_log_evidence(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2: float) -> torch.Tensor:
     """sum_n log N(x_n; mu, C), C = W W^T + sigma2 I, exact. Introduced in: Latent-variable models and the ELBO.
 
-    `LowRankMultivariateNormal` works with the k x k matrix W^T W + sigma2 I (Woodbury), never the D x D C.
+    `LowRankMultivariateNormal` works with the M x M matrix W^T W + sigma2 I (Woodbury), never the D x D C.
     """
     return LowRankMultivariateNormal(mu, W, torch.full_like(mu, sigma2)).log_prob(x).sum()
 
 
 def ppca_posterior(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2: float):
-    """Exact p(z_n | x_n) = N(M^-1 W^T (x_n - mu), sigma2 M^-1), M = W^T W + sigma2 I: the E-step.
+    """Exact p(z_n | x_n) = N(A^-1 W^T (x_n - mu), sigma2 A^-1), A = W^T W + sigma2 I_M: the E-step.
 
-    Returns (means (N, q), covariance (q, q)); the covariance is shared by every x_n.
+    W is (D, M) (M = latent dimension). Returns (means (N, M), covariance (M, M)); the
+    covariance is shared by every x_n.
     """
-    q = W.shape[1]
-    M = W.T @ W + sigma2 * torch.eye(q, dtype=x.dtype)                    # (q, q)
-    means = torch.linalg.solve(M, W.T @ (x - mu).T).T                     # (N, q)
-    return means, sigma2 * torch.linalg.inv(M)
+    m = W.shape[1]
+    A = W.T @ W + sigma2 * torch.eye(m, dtype=x.dtype)                    # (M, M)
+    means = torch.linalg.solve(A, W.T @ (x - mu).T).T                     # (N, M)
+    return means, sigma2 * torch.linalg.inv(A)
 
 
 def ppca_elbo(x, W, mu, sigma2: float, q_means: torch.Tensor, q_cov: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Bayesian logistic regression in 2-D: a non-conjugate model for BBVI, Laplace, and a grid reference.
 
-Introduced in: Black-box VI and gradient estimators. With two weights the posterior can be
+Introduced in: Black-box VI in practice. With two weights the posterior can be
 evaluated on a grid, which serves as the exact reference for both Gaussian approximations:
 the Laplace approximation (a Gaussian at the mode, covariance = inverse Hessian) and a
 full-covariance Gaussian fitted by reparameterised BBVI.
@@ -16,11 +16,14 @@ from torch.distributions import MultivariateNormal, Normal
 from torch.nn import functional as F
 
 
+CLASS_CENTRE = (1.0, 0.5)   # class 1 is centred at +CLASS_CENTRE, class 0 at -CLASS_CENTRE
+
+
 def synthetic_data(n: int = 24, seed: int = 0, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-    """A synthetic 2-D two-class dataset: x ~ N(+-(1, 0.5), I), labels 0/1; (X (n, 2), y (n,))."""
+    """A synthetic 2-D two-class dataset: x ~ N(+-CLASS_CENTRE, I), labels 0/1; (X (n, 2), y (n,))."""
     gen = torch.Generator().manual_seed(seed)
     y = (torch.arange(n) % 2).to(dtype)                                   # balanced classes
-    centre = torch.tensor([1.0, 0.5], dtype=dtype) * (2 * y - 1).unsqueeze(-1)
+    centre = torch.tensor(CLASS_CENTRE, dtype=dtype) * (2 * y - 1).unsqueeze(-1)
     return centre + torch.randn(n, 2, generator=gen, dtype=dtype), y
 
 
