@@ -7,6 +7,7 @@ W is (D, M). One implementation of PPCA serves both chapters.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,8 @@ import scipy.linalg
 import torch
 from torch import nn
 from torch.distributions import LowRankMultivariateNormal
+
+from ..distributions import LOG_2PI
 
 
 def pca(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -84,14 +87,51 @@ class PPCA:
         return (p.log_prob(data_mean) - 0.5 * (p.precision_matrix * data_cov).sum()).item()
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact p(z_n | x_n) = N(M^-1 W^T (x_n - mean), sigma2 M^-1), M = W^T W + sigma2 I: the E-step.
+        """Exact p(z_n | x_n) for data (N, D): the E-step (`ppca_posterior`)."""
+        return ppca_posterior(x.flatten(1).to(self.mean), self.weight, self.mean, float(self.sigma2))
 
-        Returns (means (N, M), covariance (M, M)); the covariance is shared by every x_n.
-        """
-        w = self.weight
-        m = w.T @ w + self.sigma2 * torch.eye(w.shape[1], dtype=w.dtype)             # (M, M)
-        means = torch.linalg.solve(m, w.T @ (x - self.mean).T).T                     # (N, M)
-        return means, self.sigma2 * torch.linalg.inv(m)
+
+# ----------------------------------------------------------------------------- EM, one data point at a time
+def ppca_log_evidence(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2: float) -> torch.Tensor:
+    """sum_n log N(x_n; mu, W W^T + sigma2 I), exact. Introduced in: Latent-variable models and the ELBO."""
+    return PPCA(mu, W, torch.as_tensor(sigma2, dtype=x.dtype)).distribution().log_prob(x).sum()
+
+
+def ppca_posterior(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact p(z_n | x_n) = N(A^-1 W^T (x_n - mu), sigma2 A^-1), A = W^T W + sigma2 I_M: the E-step.
+
+    Introduced in: Latent-variable models and the ELBO. W is (D, M). Returns (means (N, M),
+    covariance (M, M)); the covariance is shared by every x_n.
+    """
+    A = W.T @ W + sigma2 * torch.eye(W.shape[1], dtype=x.dtype)          # (M, M)
+    means = torch.linalg.solve(A, W.T @ (x - mu).T).T                     # (N, M)
+    return means, sigma2 * torch.linalg.inv(A)
+
+
+def ppca_elbo(x, W, mu, sigma2: float, q_means: torch.Tensor, q_cov: torch.Tensor) -> torch.Tensor:
+    """sum_n ELBO(q_n) for q_n = N(q_means[n], q_cov), closed form. Introduced in: Latent-variable models and the ELBO."""
+    n, d = x.shape
+    m = W.shape[1]
+    resid = x - mu - q_means @ W.T                                        # (N, D)
+    # E_q ||x - mu - W z||^2 = ||x - mu - W m||^2 + tr(W S W^T)
+    sq = (resid ** 2).sum() + n * torch.trace(W @ q_cov @ W.T)
+    recon = -0.5 * n * d * (LOG_2PI + math.log(sigma2)) - sq / (2 * sigma2)
+    # KL(N(m_n, S) || N(0, I)) = 1/2 [tr S + m_n^T m_n - M - log det S], summed over n
+    kl = 0.5 * (n * (torch.trace(q_cov) - m - torch.logdet(q_cov)) + (q_means ** 2).sum())
+    return recon - kl
+
+
+def ppca_m_step(x, mu, q_means: torch.Tensor, q_cov: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """The M-step: (W, sigma2) maximising the ELBO for fixed q (Tipping & Bishop 1999, eqs 27-28).
+
+    Introduced in: Latent-variable models and the ELBO.
+    """
+    n, d = x.shape
+    xc = x - mu                                                           # (N, D)
+    ezz = n * q_cov + q_means.T @ q_means                                 # sum_n E[z z^T]  (M, M)
+    W = torch.linalg.solve(ezz, q_means.T @ xc).T                         # (sum x E[z]^T)(sum E[zz^T])^-1
+    sigma2 = ((xc ** 2).sum() - 2 * (q_means * (xc @ W)).sum() + torch.trace(ezz @ W.T @ W)) / (n * d)
+    return W, float(sigma2)
 
 
 def ppca_closed_form(x: torch.Tensor, q: int) -> PPCA:

@@ -6,12 +6,12 @@ reparameterised gradient estimators, natural-gradient steps, the stochastic-grad
 `logistic` (2-D Bayesian logistic regression: Laplace, full-covariance BBVI, grid reference).
 """
 
-from .gaussian import (ConjugateGaussian, check_conjugate_elbo, kl_diag_gaussian, kl_full_gaussian, kl_normal,
+from .gaussian import (ConjugateGaussian, kl_diag_gaussian, kl_full_gaussian, kl_normal,
                        ppca_elbo, ppca_log_evidence, ppca_m_step, ppca_posterior)
 from .cavi import (MeanField, NormalGamma, cavi_mixture, cavi_normal_gamma, cavi_update_assignments,
-                   cavi_update_means, cavi_update_mu, cavi_update_tau, check_assignment_update, mixture_elbo,
+                   cavi_update_means, cavi_update_mu, cavi_update_tau, mixture_elbo,
                    normal_gamma_elbo, normal_gamma_log_evidence, normal_gamma_posterior, sample_mixture)
-from .estimators import (LinearRegression, StepSizes, check_score_function_grad, check_score_function_grad_baseline,
-                         diag_gaussian, fit_diag_gaussian, gaussian_fisher_diag, natural_gradient,
+from .fitting import StepSizes, fit_diag_gaussian
+from .estimators import (LinearRegression, diag_gaussian, gaussian_fisher_diag, natural_gradient,
                          natural_gradient_step, reparam_grad, score_function_grad, score_function_grad_baseline,
                          score_function_grad_rb)

@@ -12,8 +12,8 @@ returns the estimated gradient of
 as a tensor of shape (..., 2, M): row 0 is d/d mu, row 1 is d/d log_sigma. Passing the same
 ``eps`` to two estimators compares them on the same draws. The model enters only through
 ``log_joint(z)`` -> log p(x, z) of shape (..., S): that is what makes the method black-box.
-The exact Bayesian linear regression posterior is here so the estimators can be checked, and
-`fit_diag_gaussian` is the stochastic-gradient loop both chapters drive them with.
+The exact Bayesian linear regression posterior is here so the estimators can be checked;
+`course_lib.vi.fitting.fit_diag_gaussian` is the stochastic-gradient loop both chapters drive them with.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ LogJoint = Callable[[torch.Tensor], torch.Tensor]  # z (..., S, M) -> log p(x, z
 
 # ---------------------------------------------------------------- Gaussian helpers
 def diag_gaussian(mu: torch.Tensor, log_sigma: torch.Tensor) -> Independent:
-    """q(z) = N(mu, diag(exp(2 log_sigma))) as a torch distribution over vectors."""
+    """q(z) = N(mu, diag(exp(2 log_sigma))) as a torch distribution over vectors.
+
+    Introduced in: Black-box VI: gradient estimators.
+    """
     return Independent(Normal(mu, log_sigma.exp()), 1)
 
 
@@ -38,21 +41,25 @@ def gaussian_fisher_diag(log_sigma: torch.Tensor) -> torch.Tensor:
     """Fisher information of N(mu, sigma^2) per coordinate in (mu, log_sigma): (2, M) = [1/sigma^2, 2].
 
     It is the Hessian of KL(q_theta || q_theta') at theta' = theta; the off-diagonal term is zero.
+    Introduced in: Black-box VI: gradient estimators.
     """
     return torch.stack([torch.exp(-2 * log_sigma), torch.full_like(log_sigma, 2.0)])
 
 
 # ---------------------------------------------------------------- the estimators
-def _draw(mu: torch.Tensor, log_sigma: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """z = mu + sigma * eps (..., S, M) and the score h = d log q(z) / d(mu, log_sigma) (..., S, 2, M)."""
+def reparam_draw(mu: torch.Tensor, log_sigma: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """z = mu + sigma * eps (..., S, M) and the score h = d log q(z) / d(mu, log_sigma) (..., S, 2, M).
+
+    Introduced in: Black-box VI: gradient estimators.
+    """
     sigma = log_sigma.exp()
     z = mu + sigma * eps
     score = torch.stack([eps / sigma, eps**2 - 1], dim=-2)   # d/dmu = (z-mu)/sigma^2, d/dlog_sigma = eps^2 - 1
     return z, score
 
 
-def _integrand(log_joint: LogJoint, mu: torch.Tensor, log_sigma: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """f(z) = log p(x, z) - log q(z), shape (..., S)."""
+def elbo_integrand(log_joint: LogJoint, mu: torch.Tensor, log_sigma: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """f(z) = log p(x, z) - log q(z), shape (..., S) (introduced in: Black-box VI: gradient estimators)."""
     return log_joint(z) - diag_gaussian(mu, log_sigma).log_prob(z)
 
 
@@ -63,8 +70,8 @@ def score_function_grad(log_joint: LogJoint, mu: torch.Tensor, log_sigma: torch.
 
     Introduced in: Black-box VI: gradient estimators. Needs only log p(x, z) pointwise.
     """
-    z, score = _draw(mu, log_sigma, eps)
-    f = _integrand(log_joint, mu, log_sigma, z)               # (..., S)
+    z, score = reparam_draw(mu, log_sigma, eps)
+    f = elbo_integrand(log_joint, mu, log_sigma, z)               # (..., S)
     return (f[..., None, None] * score).mean(dim=-3)          # mean over S -> (..., 2, M)
 
 
@@ -79,7 +86,7 @@ def score_function_grad_rb(log_joint_terms: LogJoint, mu: torch.Tensor, log_sigm
     they are independent of z_m, so their product with the score of q_m has mean zero and
     contributes only variance.
     """
-    z, score = _draw(mu, log_sigma, eps)
+    z, score = reparam_draw(mu, log_sigma, eps)
     log_q_m = Normal(mu, log_sigma.exp()).log_prob(z)          # (..., S, M), one factor per coordinate
     f_m = log_joint_terms(z) - log_q_m                         # (..., S, M)
     return (f_m.unsqueeze(-2) * score).mean(dim=-3)
@@ -96,8 +103,8 @@ def score_function_grad_baseline(log_joint: LogJoint, mu: torch.Tensor, log_sigm
     """
     if eps.shape[-2] < 2:
         raise ValueError("the leave-one-out baseline needs at least 2 draws")
-    z, score = _draw(mu, log_sigma, eps)
-    f = _integrand(log_joint, mu, log_sigma, z)[..., None, None]   # (..., S, 1, 1)
+    z, score = reparam_draw(mu, log_sigma, eps)
+    f = elbo_integrand(log_joint, mu, log_sigma, z)[..., None, None]   # (..., S, 1, 1)
     fh2, h2 = f * score**2, score**2                                # (..., S, 2, M)
     baseline = (fh2.sum(-3, keepdim=True) - fh2) / (h2.sum(-3, keepdim=True) - h2)  # a_i without draw s
     return ((f - baseline) * score).mean(dim=-3)
@@ -124,7 +131,10 @@ def reparam_grad(log_joint: LogJoint, mu: torch.Tensor, log_sigma: torch.Tensor,
 
 # ---------------------------------------------------------------- natural gradient
 def natural_gradient(grad: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    """F^-1 grad for (mu, log_sigma): (sigma^2 g_mu, g_log_sigma / 2); shape (2, M)."""
+    """F^-1 grad for (mu, log_sigma): (sigma^2 g_mu, g_log_sigma / 2); shape (2, M).
+
+    Introduced in: Black-box VI: gradient estimators.
+    """
     return grad / gaussian_fisher_diag(log_sigma)
 
 
@@ -216,131 +226,3 @@ class LinearRegression:
         mu = mu.detach().clone().requires_grad_(True)
         log_sigma = log_sigma.detach().clone().requires_grad_(True)
         return torch.stack(torch.autograd.grad(self.elbo(mu, log_sigma), (mu, log_sigma)))
-
-
-# ---------------------------------------------------------------- stochastic gradient ascent
-@dataclass
-class StepSizes:
-    """Step-size schedules of `fit_diag_gaussian`. Introduced in: Black-box VI: gradient estimators."""
-
-    adam_lr: float = 0.05    # Adam's base rate alpha_t = adam_lr * (1 + t / adam_t0) ** -adam_power
-    adam_t0: float = 100.0
-    adam_power: float = 0.7  # in (1/2, 1]: sum alpha_t = inf, sum alpha_t^2 < inf (for the base rate only)
-    rho0: float = 0.5        # natural-gradient step rho_t = rho0 / (1 + t / rho_t1): a Robbins-Monro sequence
-    rho_t1: float = 10.0
-
-
-def fit_diag_gaussian(estimator: Callable, log_joint: Callable, mu0: torch.Tensor, log_sigma0: torch.Tensor,
-                      steps: int, elbo: Callable, *, draws: int = 10, seed: int = 1, natural: bool = False,
-                      n_data: int | None = None, batch: int | None = None, polyak: bool = False,
-                      sizes: StepSizes | None = None) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
-    """Stochastic gradient ascent on the ELBO of q = N(mu, diag sigma^2); returns (mu, log_sigma, trace).
-
-    Introduced in: Black-box VI: gradient estimators. Each step draws ``draws`` noise vectors,
-    asks ``estimator(log_joint, mu, log_sigma, eps)`` for a gradient (2, M) and takes an Adam step
-    with the decaying base rate of ``sizes`` (default `StepSizes()`) or, with ``natural=True``, a
-    natural-gradient step (`natural_gradient_step`) of size rho_t, halved while a noisy step would
-    leave the family.
-    With ``batch`` set, each step uses ``batch`` of the ``n_data`` points: ``log_joint(z, idx)``
-    must rescale its likelihood by n_data / batch. ``trace`` holds ``elbo(mu, log_sigma)`` (an
-    exact ELBO, for monitoring) after every step. ``polyak=True`` returns the average of the
-    iterates over the second half of the run (Polyak-Ruppert) instead of the last iterate.
-    """
-    if batch is not None and n_data is None:
-        raise ValueError("mini-batches need n_data, the number of data points to draw them from")
-    sizes = sizes or StepSizes()
-    g = torch.Generator().manual_seed(seed)
-    params = torch.stack([mu0, log_sigma0]).clone().requires_grad_(not natural)   # (2, M)
-    opt = None if natural else torch.optim.Adam([params], lr=sizes.adam_lr)
-    mu, log_sigma = mu0.clone(), log_sigma0.clone()
-    trace, tail = [], []
-    for t in range(steps):
-        lj = log_joint
-        if batch is not None:                                 # a mini-batch, rescaled by N / B inside
-            idx = torch.randperm(n_data, generator=g)[:batch]
-            lj = lambda z, idx=idx: log_joint(z, idx)
-        eps = torch.randn(draws, mu0.shape[-1], generator=g, dtype=mu0.dtype)      # (S, M)
-        if natural:
-            grad = estimator(lj, mu, log_sigma, eps)
-            rho = sizes.rho0 / (1 + t / sizes.rho_t1)
-            while True:                                       # a noisy step can leave the family: halve it
-                try:
-                    mu, log_sigma = natural_gradient_step(mu, log_sigma, grad, lr=rho)
-                    break
-                except ValueError:
-                    rho /= 2
-        else:
-            for group in opt.param_groups:                    # alpha_t = alpha_0 (1 + t / t0)^-kappa
-                group["lr"] = sizes.adam_lr * (1 + t / sizes.adam_t0) ** -sizes.adam_power
-            params.grad = -estimator(lj, params[0].detach(), params[1].detach(), eps)   # Adam minimises
-            opt.step()
-            mu, log_sigma = params[0].detach(), params[1].detach()
-        trace.append(float(elbo(mu, log_sigma)))
-        if t >= steps // 2:                                   # Polyak-Ruppert average of the last half
-            tail.append(torch.stack([mu, log_sigma]))
-    if polyak:
-        average = torch.stack(tail).mean(0)
-        return average[0], average[1], trace
-    return mu.clone(), log_sigma.clone(), trace
-
-
-# ---------------------------------------------------------------- the code exercises
-def check_score_function_grad(fn: Callable) -> None:
-    """Exercise check (Black-box VI: gradient estimators): ``fn(log_joint, mu, log_sigma, eps)``."""
-    from ..exercises import ExerciseError, check_close
-
-    gen = torch.Generator().manual_seed(3)
-    d, s = 3, 64
-    mu = torch.randn(d, generator=gen, dtype=torch.float64)
-    log_sigma = 0.3 * torch.randn(d, generator=gen, dtype=torch.float64)
-    eps = torch.randn(s, d, generator=gen, dtype=torch.float64)
-    target = Normal(torch.tensor([1.0, -0.5, 0.2], dtype=torch.float64), 0.7)
-    def log_joint(z):
-        return target.log_prob(z).sum(-1) + 2.0   # an unnormalised log density
-    answer = fn(log_joint, mu, log_sigma, eps)
-    if torch.is_tensor(answer) and answer.shape == (2, d):
-        z, score = _draw(mu, log_sigma, eps)
-        logq = diag_gaussian(mu, log_sigma).log_prob(z)
-        wrong = {
-            "the integrand is log p(x, z) - log q(z): is the log q(z) term missing?":
-                (log_joint(z)[:, None, None] * score).mean(0),
-            "the derivative is asked with respect to log sigma, not sigma (chain rule: d/dlog_sigma = sigma d/dsigma)":
-                ((log_joint(z) - logq)[:, None, None] * torch.stack([score[:, 0], score[:, 1] / log_sigma.exp()], 1)).mean(0),
-        }
-        for hint, value in wrong.items():
-            if torch.allclose(answer.detach().to(torch.float64), value, rtol=1e-6, atol=1e-8):
-                raise ExerciseError(hint)
-    expected = score_function_grad(log_joint, mu, log_sigma, eps)
-    check_close(answer, expected, "your score-function estimate", rtol=1e-6, atol=1e-8)
-
-
-def check_score_function_grad_baseline(fn: Callable) -> None:
-    """Exercise check (Black-box VI in practice): ``fn(log_joint, mu, log_sigma, eps)``, leave-one-out baseline."""
-    from ..exercises import ExerciseError, check_close
-
-    gen = torch.Generator().manual_seed(4)
-    d, s = 3, 32
-    mu = torch.randn(d, generator=gen, dtype=torch.float64)
-    log_sigma = 0.3 * torch.randn(d, generator=gen, dtype=torch.float64)
-    eps = torch.randn(s, d, generator=gen, dtype=torch.float64)
-    target = Normal(torch.tensor([1.0, -0.5, 0.2], dtype=torch.float64), 0.7)
-    def log_joint(z):
-        return target.log_prob(z).sum(-1) + 5.0   # an unnormalised log density with a large common level
-    answer = fn(log_joint, mu, log_sigma, eps)
-    if torch.is_tensor(answer) and answer.shape == (2, d):
-        z, score = _draw(mu, log_sigma, eps)
-        f = _integrand(log_joint, mu, log_sigma, z)[:, None, None]          # (S, 1, 1)
-        shared = (f * score**2).sum(0) / (score**2).sum(0)                     # a_i from all S draws
-        wrong = {
-            "no baseline was subtracted: that is the plain score-function estimate":
-                score_function_grad(log_joint, mu, log_sigma, eps),
-            "the baseline uses draw s itself: leave it out (sums over the other S - 1 draws), "
-            "or the estimate is biased": ((f - shared) * score).mean(0),
-            "a_i = E[f h_i^2] / E[h_i^2] weights f by the squared score; the plain mean of f is another baseline":
-                ((f - (f.sum(0) - f) / (s - 1)) * score).mean(0),
-        }
-        for hint, value in wrong.items():
-            if torch.allclose(answer.detach().to(torch.float64), value, rtol=1e-6, atol=1e-8):
-                raise ExerciseError(hint)
-    expected = score_function_grad_baseline(log_joint, mu, log_sigma, eps)
-    check_close(answer, expected, "your baseline estimate", rtol=1e-6, atol=1e-8)

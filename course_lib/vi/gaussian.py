@@ -6,8 +6,9 @@ by hand and each tested against `torch.distributions`:
 - closed-form KL divergences between Gaussians (univariate, diagonal, full covariance);
 - the conjugate Gaussian model z ~ N(m0, v0), x_n | z ~ N(z, sigma^2): exact posterior, exact
   log-evidence, and the ELBO of any Gaussian q(z) = N(m, v) in closed form;
-- probabilistic PCA (Tipping & Bishop, 1999), kept minimal: exact log-evidence, the exact
-  posterior (the E-step), the ELBO of a Gaussian q, and one EM step.
+- probabilistic PCA (Tipping & Bishop, 1999): exact log-evidence, the exact posterior (the
+  E-step), the ELBO of a Gaussian q, and one EM step, from `course_lib.models.linear` (the one
+  implementation of PPCA, shared with the chapter "Autoencoders").
 
 Everything works in whatever dtype it is given; the chapters use float64.
 """
@@ -18,9 +19,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch.distributions import LowRankMultivariateNormal, MultivariateNormal, Normal
+from torch.distributions import MultivariateNormal, Normal
 
-LOG_2PI = math.log(2 * math.pi)
+from ..distributions import LOG_2PI
+from ..models.linear import ppca_elbo, ppca_log_evidence, ppca_m_step, ppca_posterior  # noqa: F401 (re-exported)
+
 
 
 # ----------------------------------------------------------------------------- KL helpers
@@ -90,64 +93,3 @@ class ConjugateGaussian:
         expected_loglik = -0.5 * n * (LOG_2PI + math.log(self.noise_var)) - sq / (2 * self.noise_var)
         prior_m = torch.full_like(m, self.prior_mean)
         return expected_loglik - kl_normal(m, v, prior_m, torch.full_like(v, self.prior_var))
-
-
-def check_conjugate_elbo(your_elbo) -> None:
-    """Exercise check (Latent-variable models and the ELBO): ``your_elbo(x, m, v, noise_var)``.
-
-    The model is z ~ N(0, 1), x_i | z ~ N(z, noise_var); q(z) = N(m, v) with m, v tensors of
-    the same shape (a grid). The answer must have the shape of m.
-    """
-    from ..exercises import check_close
-
-    gen = torch.Generator().manual_seed(1)
-    x = 1.0 + 0.7 * torch.randn(6, generator=gen, dtype=torch.float64)
-    m = torch.linspace(-1.0, 2.0, 5, dtype=torch.float64).unsqueeze(1).expand(5, 4)
-    v = torch.tensor([0.05, 0.2, 0.5, 1.5], dtype=torch.float64).expand(5, 4)
-    model = ConjugateGaussian(noise_var=0.49)
-    check_close(your_elbo(x, m, v, 0.49), model.elbo(x, m, v), "your ELBO on a grid of (m, v)",
-                rtol=1e-6, atol=1e-8)
-
-
-# ----------------------------------------------------------------------------- probabilistic PCA
-def ppca_log_evidence(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2: float) -> torch.Tensor:
-    """sum_n log N(x_n; mu, C), C = W W^T + sigma2 I, exact. Introduced in: Latent-variable models and the ELBO.
-
-    `LowRankMultivariateNormal` works with the M x M matrix W^T W + sigma2 I (Woodbury), never the D x D C.
-    """
-    return LowRankMultivariateNormal(mu, W, torch.full_like(mu, sigma2)).log_prob(x).sum()
-
-
-def ppca_posterior(x: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2: float):
-    """Exact p(z_n | x_n) = N(A^-1 W^T (x_n - mu), sigma2 A^-1), A = W^T W + sigma2 I_M: the E-step.
-
-    W is (D, M) (M = latent dimension). Returns (means (N, M), covariance (M, M)); the
-    covariance is shared by every x_n.
-    """
-    m = W.shape[1]
-    A = W.T @ W + sigma2 * torch.eye(m, dtype=x.dtype)                    # (M, M)
-    means = torch.linalg.solve(A, W.T @ (x - mu).T).T                     # (N, M)
-    return means, sigma2 * torch.linalg.inv(A)
-
-
-def ppca_elbo(x, W, mu, sigma2: float, q_means: torch.Tensor, q_cov: torch.Tensor) -> torch.Tensor:
-    """sum_n ELBO(q_n) for q_n = N(q_means[n], q_cov), closed form. Introduced in: Latent-variable models and the ELBO."""
-    n, d = x.shape
-    q = W.shape[1]
-    resid = x - mu - q_means @ W.T                                        # (N, D)
-    # E_q ||x - mu - W z||^2 = ||x - mu - W m||^2 + tr(W S W^T)
-    sq = (resid ** 2).sum() + n * torch.trace(W @ q_cov @ W.T)
-    recon = -0.5 * n * d * (LOG_2PI + math.log(sigma2)) - sq / (2 * sigma2)
-    zeros, eye = torch.zeros(q, dtype=x.dtype), torch.eye(q, dtype=x.dtype)
-    kl = kl_full_gaussian(q_means, q_cov.expand(n, q, q), zeros, eye).sum()  # KL(q_n || N(0, I))
-    return recon - kl
-
-
-def ppca_m_step(x, mu, q_means: torch.Tensor, q_cov: torch.Tensor):
-    """The M-step: (W, sigma2) maximising the ELBO for fixed q (Tipping & Bishop, 1999, eqs 27-28)."""
-    n, d = x.shape
-    xc = x - mu                                                           # (N, D)
-    ezz = n * q_cov + q_means.T @ q_means                                 # sum_n E[z z^T]  (q, q)
-    W = torch.linalg.solve(ezz, q_means.T @ xc).T                         # (sum x E[z]^T)(sum E[zz^T])^-1
-    sigma2 = ((xc ** 2).sum() - 2 * (q_means * (xc @ W)).sum() + torch.trace(ezz @ W.T @ W)) / (n * d)
-    return W, float(sigma2)

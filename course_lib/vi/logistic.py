@@ -20,7 +20,10 @@ CLASS_CENTRE = (1.0, 0.5)   # class 1 is centred at +CLASS_CENTRE, class 0 at -C
 
 
 def synthetic_data(n: int = 24, seed: int = 0, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-    """A synthetic 2-D two-class dataset: x ~ N(+-CLASS_CENTRE, I), labels 0/1; (X (n, 2), y (n,))."""
+    """A synthetic 2-D two-class dataset: x ~ N(+-CLASS_CENTRE, I), labels 0/1; (X (n, 2), y (n,)).
+
+    Introduced in: Black-box VI in practice.
+    """
     gen = torch.Generator().manual_seed(seed)
     y = (torch.arange(n) % 2).to(dtype)                                   # balanced classes
     centre = torch.tensor(CLASS_CENTRE, dtype=dtype) * (2 * y - 1).unsqueeze(-1)
@@ -29,7 +32,10 @@ def synthetic_data(n: int = 24, seed: int = 0, dtype=torch.float64) -> tuple[tor
 
 @dataclass
 class LogisticRegression:
-    """p(y_n = 1 | x_n, w) = sigmoid(x_n . w), prior w ~ N(0, prior_std^2 I); X (N, 2), y (N,) in {0, 1}."""
+    """p(y_n = 1 | x_n, w) = sigmoid(x_n . w), prior w ~ N(0, prior_std^2 I); X (N, 2), y (N,) in {0, 1}.
+
+    Introduced in: Black-box VI in practice.
+    """
 
     X: torch.Tensor
     y: torch.Tensor
@@ -47,7 +53,10 @@ class LogisticRegression:
 
 
 def laplace(model: LogisticRegression, steps: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
-    """Laplace approximation N(w_map, H^-1): Newton's method to the mode, H = -Hessian of log p(y, w)."""
+    """Laplace approximation N(w_map, H^-1): Newton's method to the mode, H = -Hessian of log p(y, w).
+
+    Introduced in: Black-box VI in practice.
+    """
     d = model.X.shape[1]
     w = torch.zeros(d, dtype=model.X.dtype)
     for _ in range(steps):
@@ -69,6 +78,7 @@ def fit_gaussian_bbvi(model: LogisticRegression, steps: int = 2000, n_samples: i
 
     Returns (mean, cov, ELBO estimate per step). z = m + L eps; the entropy is exact:
     sum log diag(L) + const, so only E_q[log p(y, w)] is estimated by Monte Carlo.
+    Introduced in: Black-box VI in practice.
     """
     d = model.X.shape[1]
     gen = torch.Generator().manual_seed(seed)
@@ -96,6 +106,7 @@ def grid_posterior(model: LogisticRegression, lim: float = 6.0, n: int = 241):
     """The posterior on an n x n grid of w in [-lim, lim]^2: (w1, w2, grid points (n*n, 2), log density, cell area).
 
     The log density is normalised on the grid (log p(y, w) - log sum exp * cell area).
+    Introduced in: Black-box VI in practice.
     """
     axis = torch.linspace(-lim, lim, n, dtype=model.X.dtype)
     w1, w2 = torch.meshgrid(axis, axis, indexing="xy")
@@ -108,7 +119,10 @@ def grid_posterior(model: LogisticRegression, lim: float = 6.0, n: int = 241):
 
 def kl_q_to_grid(mean: torch.Tensor, cov: torch.Tensor, points: torch.Tensor, log_density: torch.Tensor,
                  area: float) -> float:
-    """KL(q || posterior) with q = N(mean, cov), by quadrature on the grid (the objective VI minimises)."""
+    """KL(q || posterior) with q = N(mean, cov), by quadrature on the grid (the objective VI minimises).
+
+    Introduced in: Black-box VI in practice.
+    """
     log_q = MultivariateNormal(mean, cov).log_prob(points)
     q = log_q.exp() * area
     return float((q * (log_q - log_density)).sum() / q.sum())
@@ -116,7 +130,10 @@ def kl_q_to_grid(mean: torch.Tensor, cov: torch.Tensor, points: torch.Tensor, lo
 
 def kl_grid_to_q(mean: torch.Tensor, cov: torch.Tensor, points: torch.Tensor, log_density: torch.Tensor,
                  area: float) -> float:
-    """KL(posterior || q) by quadrature on the grid (the forward KL, which punishes missing mass)."""
+    """KL(posterior || q) by quadrature on the grid (the forward KL, which punishes missing mass).
+
+    Introduced in: Black-box VI in practice.
+    """
     log_q = MultivariateNormal(mean, cov).log_prob(points)
     p = log_density.exp() * area
     return float((p * (log_density - log_q)).sum())
