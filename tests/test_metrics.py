@@ -114,13 +114,27 @@ def test_full_grid_mig_and_agreement_with_the_binned_estimator() -> None:
     assert scores["rotated"][0] < 0.25 and scores["collapsed"][0] < 0.02
 
 
+def test_full_grid_mi_matches_numerical_integration() -> None:
+    # one factor v uniform on K = 8 values, z_0 | v ~ N(v / 7, (1/7)^2), z_1 ~ N(0, 1) carries nothing:
+    # I(z_0; v) = H(z_0) - (1/2) log(2 pi e sigma^2), with H(z_0) of the mixture by quadrature
+    k, repeats, sigma = 8, 400, 1 / 7
+    v = torch.arange(k).repeat_interleave(repeats)
+    mean = torch.stack([v / (k - 1), torch.zeros(len(v))], 1).double()
+    logvar = torch.stack([torch.full((len(v),), 2 * math.log(sigma)), torch.zeros(len(v))], 1).double()
+    z = torch.linspace(-1.5, 2.5, 20_001, dtype=torch.float64)
+    density = torch.exp(-0.5 * ((z[:, None] - torch.arange(k) / (k - 1)) / sigma) ** 2).mean(1) / (sigma * math.sqrt(2 * math.pi))
+    truth = float(-torch.trapezoid(density * density.log(), z) - 0.5 * math.log(2 * math.pi * math.e * sigma**2))
+    result = metrics.mig_full_grid(mean, logvar, v[:, None], n_samples=len(v), generator=torch.Generator().manual_seed(6))
+    assert float(result.mi[0, 0]) == pytest.approx(truth, abs=0.04) and float(result.mi[1, 0]) < 0.01
+
+
 # ---------------------------------------------------------------- FactorVAE score
 def test_factor_vae_score_aligned_is_one_and_noise_is_chance() -> None:
     g = torch.Generator().manual_seed(4)
     grid = Toy(FACTOR_SIZES)
-    scales = torch.tensor([1.0, 10.0, 0.5, 3.0, 0.3])                             # only the std normalisation evens these
+    scales = torch.tensor([1.0, 10.0, 0.5, 3.0, 0.3])   # unnormalised, a fixed z_1 (noise 0.5) varies more than a free z_4
     def encode(x: torch.Tensor) -> torch.Tensor:
-        z = aligned(x.long(), FACTOR_SIZES, g) * scales
+        z = aligned(x.long(), FACTOR_SIZES, g, noise=0.05) * scales
         return torch.cat([z, torch.full((len(x), 1), 0.7)], 1)                    # + a dead (constant) latent
     kw = dict(n_train=2000, n_eval=1000, n_variance=5000, generator=g)
     result = metrics.factor_vae_score(encode, grid, **kw)
@@ -144,6 +158,9 @@ def test_dci_from_hand_made_importance_matrices() -> None:
     d, _, _, _ = metrics.dci_from_importance(torch.tensor([[1.0, 3.0], [0.0, 1.0]]))
     h = -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))
     assert d == pytest.approx(0.8 * (1 - h) + 0.2)
+    # 3 latents, 2 factors: D_j uses logs in base F = 2, C_k in base M = 3
+    d, c, _, _ = metrics.dci_from_importance(torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]]))
+    assert d == pytest.approx(0.5 * 0 + 0.25 * 1 + 0.25 * 1) and c == pytest.approx(1 - math.log(2) / math.log(3))
 
 
 def test_ridge_has_its_closed_form_on_orthogonal_inputs() -> None:
