@@ -4,6 +4,7 @@ Introduced in: β-VAE and disentanglement. Five factors, in the official order (
 posY fastest): shape (square, ellipse, heart), scale (6 values in [0.5, 1]), orientation (40
 values of linspace(0, 2π, 40): 0 and 2π are both present, a known duplicate of the original,
 kept so that indices match), posX and posY (32 values in [0, 1] each). 737,280 binary images.
+`FACTOR_VALUES` are the official ``latents_values`` (shape is 1, 2, 3 there).
 
 The official file cannot be downloaded here, so the 3 x 6 x 40 = 720 centred sprites are
 rendered once (4 x 4 supersamples per pixel, thresholded at 1/2); an image is one of them moved

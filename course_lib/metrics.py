@@ -195,7 +195,10 @@ def factor_vae_score(encode_mean: Encoder, data, n_train: int = 10_000, n_eval: 
 
     train = votes(n_train) if active.any() else torch.zeros(f_count, m, dtype=torch.long)
     majority = train.argmax(0)                                                           # (M,)
-    accuracy = lambda c: float(c[majority, torch.arange(m)].sum() / c.sum().clamp_min(1))   # noqa: E731
+
+    def accuracy(c: torch.Tensor) -> float:                  # votes whose latent's majority factor is right
+        return float(c[majority, torch.arange(m)].sum() / c.sum().clamp_min(1))
+
     evals = votes(n_eval) if active.any() else train
     return FactorVAEResult(accuracy(evals), accuracy(train), train, evals, majority, active.cpu())
 
