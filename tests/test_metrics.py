@@ -11,6 +11,7 @@ import torch
 from course_lib import metrics
 from course_lib.dsprites import FACTOR_SIZES
 from course_lib.exercises.disentanglement import check_mig
+from course_lib import metrics_more
 from course_lib.factors import FactorGrid
 from course_lib.exercises import ExerciseError
 
@@ -168,7 +169,7 @@ def test_dci_from_hand_made_importance_matrices() -> None:
 def test_ridge_has_its_closed_form_on_orthogonal_inputs() -> None:
     x = torch.tensor([[1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=torch.float64)   # X'X / N = I
     y = x @ torch.tensor([[2.0, 0.0], [0.5, -1.0]], dtype=torch.float64)
-    assert torch.allclose(metrics._ridge(x, y, 0.25), torch.tensor([[2.0, 0.0], [0.5, -1.0]], dtype=torch.float64) / 1.25)
+    assert torch.allclose(metrics_more._ridge(x, y, 0.25), torch.tensor([[2.0, 0.0], [0.5, -1.0]], dtype=torch.float64) / 1.25)
 
 
 def test_dci_aligned_rotated_and_noise(sample) -> None:
