@@ -223,3 +223,16 @@ def test_check_gaussian_kl() -> None:
         check_gaussian_kl(lambda mu, logvar: None)
     with pytest.raises(ExerciseError, match="not right yet"):
         check_gaussian_kl(lambda mu, logvar: 0.5 * (mu ** 2 + logvar.exp() - 1).sum(-1))
+
+
+def test_evaluation_never_touches_the_global_rng() -> None:
+    """nll_estimate draws from a local generator: the same seed gives the same number, and the
+    global RNG state (which training reads) is unchanged."""
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent=2, **SMALL))
+    x = images(8)
+    state = torch.get_rng_state()
+    a = nll_estimate(model, x, k=20, batch=4, chunk=10, seed=3)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert nll_estimate(model, x, k=20, batch=4, chunk=10, seed=3) == a
+    assert nll_estimate(model, x, k=20, batch=4, chunk=10, seed=4)["nll"] != a["nll"]
