@@ -128,5 +128,7 @@ def setup(seed: int = 0, device: str | None = None, verbose: bool = True) -> Set
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     if verbose:
-        print(f"course_lib setup: {settings}")
+        from . import __file__ as where, __version__
+
+        print(f"course_lib {__version__} ({Path(where).parent}) setup: {settings}")
     return settings

@@ -12,28 +12,47 @@ import json
 import sys
 from pathlib import Path
 
-from ._about import BRANCH, REPO_URL
+from ._about import RELEASE, REPO_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def setup_cell_source(seed: int = 0) -> str:
-    """The first code cell of every chapter: install on Colab only, then `course_lib.setup()`.
+    """The first code cell of every chapter (introduced in: How to use this book).
 
-    Introduced in: How to use this book.
+    On Colab it installs the course at `RELEASE`, checks the copy on every run (a missing,
+    empty, partial or stale folder is replaced; a failed install is retried) and turns each
+    failure into one sentence that says what to do. Elsewhere it only calls `course_lib.setup()`.
     """
-    return f'''# Setup, the same in every chapter. On Colab this installs the course first; elsewhere
-# the course is already installed (see "How to use this book").
-import os, subprocess, sys
+    return f'''# Setup, the same in every chapter. On Colab this installs the course at the release the book
+# was built from, checks the copy every time it runs and says what it installed; elsewhere the
+# course is already installed (see "How to use this book").
+import os, shutil, subprocess, sys
 
 REPO_URL = "{REPO_URL}"  # written by `python -m course_lib.notebook` from course_lib/_about.py
+RELEASE = "{RELEASE}"
 if "google.colab" in sys.modules:
-    if not os.path.isdir("/content/vae-course"):
-        subprocess.run(["git", "clone", "--depth", "1", "--branch", "{BRANCH}", REPO_URL,
-                        "/content/vae-course"], check=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/vae-course"],
-                       check=True)
-    sys.path.insert(0, "/content/vae-course")  # an editable install is only seen after a restart
+    HOME, PIP = "/content/vae-course", [sys.executable, "-m", "pip", "install", "-q", "-e"]
+
+    def run(cmd, failure):
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:]
+            raise SystemExit(f"Course setup stopped: {{failure}} ({{' '.join(last)}}). Run this cell again.")
+
+    tag = subprocess.run(["git", "-C", HOME, "describe", "--tags", "--exact-match"], capture_output=True, text=True)
+    if tag.returncode or tag.stdout.strip() != RELEASE:  # missing, empty, partial or stale: a clean copy
+        shutil.rmtree(HOME, ignore_errors=True)
+        run(["git", "clone", "-q", "--depth", "1", "--branch", RELEASE, REPO_URL, HOME],
+            f"could not download release {{RELEASE}} of {{REPO_URL}}; check the internet connection")
+    if not os.path.isfile(os.path.join(HOME, ".installed")):  # an install that failed is retried
+        run([*PIP, HOME], "pip could not install the course; if this repeats, use Runtime > Restart session")
+        open(os.path.join(HOME, ".installed"), "w").close()
+    if getattr(sys.modules.get("course_lib"), "__version__", RELEASE[1:]) != RELEASE[1:]:
+        raise SystemExit("Another version of the course is already imported: use Runtime > Restart "
+                         "session, then run this cell again.")
+    if HOME not in sys.path:
+        sys.path.insert(0, HOME)
 
 import course_lib
 
