@@ -229,3 +229,24 @@ def test_control_characters_are_detected() -> None:
     planted = "noise $" + "\v" + "arepsilon$ and a tab\tand\r\na form feed " + "\f" + "rac"
     assert [line for line, _ in control_characters(planted)] == [1, 1, 2]
     assert control_characters("$\\varepsilon$\tfine\n") == []
+
+
+@pytest.mark.parametrize("path", notebook.notebooks(), ids=lambda p: p.name)
+def test_graded_exercises_are_marked_for_nbgrader_and_declared(path: Path) -> None:
+    """Markers balanced, metadata complete, every graded cell named after an {exercise} label, and
+    every answer cell declares its difficulty and time with `exercise_header`."""
+    import nbformat
+
+    from course_lib import student
+
+    nb = nbformat.read(path, as_version=4)
+    assert student.problems(nb) == [], path.name
+    labels = {line.split(":label:")[1].strip() for c in nb.cells if c.cell_type == "markdown"
+              for line in c.source.splitlines() if line.startswith(":label:")}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            assert meta["grade_id"] in labels, f"{path.name}: graded cell {meta['grade_id']} has no {{exercise}}"
+        if meta.get("solution") and cell.cell_type == "code":
+            assert f'exercise_header("{meta["grade_id"].removesuffix("-answer")}"' in cell.source, \
+                f"{path.name}: answer cell {meta['grade_id']} does not call exercise_header"
