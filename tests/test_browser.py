@@ -22,6 +22,7 @@ def open_page(browser, url: str):
     page = browser.new_page()
     failures: list[str] = []
     page.on("pageerror", lambda err: failures.append(f"JavaScript error: {err}"))
+    page.on("console", lambda msg: failures.append(f"console error: {msg.text}") if msg.type == "error" else None)
     origin = urlparse(url).netloc
     page.on("requestfailed", lambda r: failures.append(f"{r.url} ({r.failure})")
             if urlparse(r.url).netloc == origin else None)
@@ -46,6 +47,9 @@ def test_landing_page(browser, book_server) -> None:
     assert wait_for_maths(page) >= 1
     assert page.locator("h2", has_text="What you will learn").count() == 1
     assert page.locator("h2", has_text="Prerequisites").count() == 1
+    search = page.evaluate("() => [...document.querySelectorAll('button.search-button__button')]"
+                           ".filter(e => e.offsetParent !== null).length")
+    assert search == 1, f"{search} visible search controls on the page: one is enough"
     assert failures == []
     page.close()
 

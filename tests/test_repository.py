@@ -250,3 +250,32 @@ def test_graded_exercises_are_marked_for_nbgrader_and_declared(path: Path) -> No
         if meta.get("solution") and cell.cell_type == "code":
             assert f'exercise_header("{meta["grade_id"].removesuffix("-answer")}"' in cell.source, \
                 f"{path.name}: answer cell {meta['grade_id']} does not call exercise_header"
+
+
+def test_the_instructor_guide_lists_every_autograded_exercise_as_declared() -> None:
+    import re
+
+    guide = (ROOT / "book" / "instructor_guide.md").read_text()
+    rows = {m[0]: (m[1], int(m[2]), int(m[3])) for m in
+            re.findall(r"^\| (ex-[\w-]+) \| [^|]+ \| (\w+) \| (\d+) \| (\d+) \|$", guide, flags=re.M)}
+    declared = {}
+    for path in notebook.notebooks():
+        cells = json.loads(path.read_text())["cells"]
+        points = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"] for c in cells
+                  if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+        for cell in cells:
+            for ex, difficulty, minutes in re.findall(r'exercise_header\("([^"]+)", "(\w+)", (\d+)\)',
+                                                      "".join(cell["source"])):
+                if ex in points:
+                    declared[ex] = (difficulty, int(minutes), points[ex])
+    assert rows == declared, "update the table in book/instructor_guide.md"
+
+
+def test_the_student_edition_config_differs_only_where_it_should() -> None:
+    main = yaml.safe_load((ROOT / "_config.yml").read_text())
+    student = yaml.safe_load((ROOT / "_config_student.yml").read_text())
+    assert student["title"].endswith("(student edition)")
+    extra = {k: student["sphinx"]["config"].pop(k) for k in ("hide_solutions", "course_student_edition")}
+    assert extra == {"hide_solutions": True, "course_student_edition": True}
+    student["title"] = main["title"]
+    assert student == main, "_config_student.yml must equal _config.yml apart from the student settings"
