@@ -91,7 +91,7 @@ class ExerciseError(AssertionError):
         title = f"Exercise {self.exercise}: not yet" if self.exercise else "Not yet"
         lines = [line for paragraph in str(self).splitlines()
                  for line in (textwrap.wrap(paragraph, 88) or [""])]
-        return [f"{_BOLD_RED}✗ {title}{_RESET}"] + [f"{_RED}{line}{_RESET}" for line in lines]
+        return [f"{_BOLD_RED}{title}{_RESET}"] + [f"{_RED}{line}{_RESET}" for line in lines]
 
 
 # ----------------------------------------------------------------------------- the checker
