@@ -279,3 +279,19 @@ def test_the_student_edition_config_differs_only_where_it_should() -> None:
     assert extra == {"hide_solutions": True, "course_student_edition": True}
     student["title"] = main["title"]
     assert student == main, "_config_student.yml must equal _config.yml apart from the student settings"
+
+
+@pytest.mark.parametrize("path", notebook.notebooks(), ids=lambda p: p.name)
+def test_every_exercise_states_its_difficulty_and_time(path: Path) -> None:
+    """Each {exercise} says how hard it is and how long it takes; an autograded one says the same
+    as its answer cell's `exercise_header`."""
+    import re
+
+    cells = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]]
+    header = {m[0]: (m[1], int(m[2])) for s in cells for m in re.findall(r'exercise_header\("([^"]+)", "(\w+)", (\d+)\)', s)}
+    for text in cells:
+        for label, body in re.findall(r"```\{exercise\}[^\n]*\n:label: ([\w-]+)\n(.*?)```", text, flags=re.S):
+            stated = re.search(r"\*\*Difficulty:\*\* (easy|medium|hard) · \*\*Time:\*\* about (\d+) min", body)
+            assert stated, f"{path.name}: exercise {label} does not state its difficulty and time"
+            if label in header:
+                assert (stated[1], int(stated[2])) == header[label], f"{path.name}: {label} disagrees with its header"
