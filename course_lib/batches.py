@@ -11,6 +11,8 @@ from typing import Iterator
 
 import torch
 
+from .distributed import broadcast, world
+
 
 @dataclass
 class Split:
@@ -45,7 +47,10 @@ class DeviceLoader:
 
     Each epoch draws one permutation on the device and slices it, so no batch ever leaves
     the device. Yields ``x`` alone, or ``(x, y)`` when ``labels=True``. Dynamically
-    binarized splits get fresh Bernoulli pixels in every batch.
+    binarized splits get fresh Bernoulli pixels in every batch. Under ``torchrun`` each of the
+    N ranks gets ``batch_size`` examples of every global batch of N * ``batch_size`` (rank 0's
+    permutation, broadcast), and the last incomplete global batch is dropped so every rank
+    takes the same number of equal steps.
     """
 
     def __init__(self, data: Split, batch_size: int = 128, shuffle: bool = True,
@@ -56,16 +61,20 @@ class DeviceLoader:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
         self.labels, self.drop_last = labels, drop_last
+        self.rank, self.ranks = world()
 
     def __len__(self) -> int:
-        n, b = len(self.data), self.batch_size
-        return n // b if self.drop_last else -(-n // b)
+        n, b = len(self.data), self.batch_size * self.ranks        # b: the global batch
+        return n // b if self.drop_last or self.ranks > 1 else -(-n // b)
 
     def __iter__(self) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
         n, dev = len(self.data), self.data.x.device
         order = torch.randperm(n, device=dev) if self.shuffle else torch.arange(n, device=dev)
+        order = broadcast(order)                                    # every rank: rank 0's order
+        glob = self.batch_size * self.ranks
         for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            start = b * glob + self.rank * self.batch_size          # this rank's slice of global batch b
+            idx = order[start:min(start + self.batch_size, (b + 1) * glob)]
             x = self.data.x[idx]  # gather on the device: (B, 1, 28, 28)
             if self.data.binarize == "dynamic":
                 x = torch.bernoulli(x)  # x_b ~ Bernoulli(grey level), fresh every pass

@@ -8,7 +8,6 @@ import matplotlib.pyplot as plt
 import torch
 from torchvision.utils import make_grid
 
-from .trainer import moving_average
 
 
 def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None,
@@ -62,6 +61,17 @@ def plot_history(history: dict, terms: Sequence[str] | None = None, window: int 
         ax.legend(frameon=False)
     plt.tight_layout()
     return axes
+
+
+def moving_average(values: list[float], window: int = 50) -> list[float]:
+    """Trailing mean, for plotting noisy per-step losses (introduced in: How to use this book)."""
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v
+        if i >= window:
+            acc -= values[i - window]
+        out.append(acc / min(i + 1, window))
+    return out
 
 
 def glue(name: str, value, display: bool = False):

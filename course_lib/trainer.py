@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from . import env
+from . import distributed, env
 from .checkpoint import CheckpointError, config_dict, config_hash, paths
 from .resume import load_training_state, save_training_state
 
@@ -72,6 +72,9 @@ class Trainer:
         self.scheduler, self.clip_grad = scheduler, clip_grad
         self.amp = amp and self.device.type == "cuda"
         self.forward_model = torch.compile(model) if compile else model
+        self.rank, self.ranks = distributed.world()
+        # under torchrun the objective runs inside DistributedDataParallel (gradients averaged)
+        self.ddp = distributed.data_parallel(self.forward_model, self.objective) if self.ranks > 1 else None
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.check_every, self.progress, self.verbose = check_every, progress, verbose
         self.step, self.epoch, self.wall_time, self.finished = 0, 0, 0.0, False
@@ -128,6 +131,8 @@ class Trainer:
         """Write the training state to ``NAME.partial.safetensors`` atomically (refuses NaN weights)."""
         if self.checkpoint is None:
             raise ValueError("no checkpoint path: pass checkpoint=... to Trainer")
+        if not distributed.is_main():
+            return                                          # one writer: rank 0
         save_training_state(self.checkpoint, self.model, self.optimizer, self.record(), self._rng_state())
 
     # ------------------------------------------------------------------ loops
@@ -156,7 +161,7 @@ class Trainer:
         bar = _progress(loader, len(loader) if hasattr(loader, "__len__") else None, f"epoch {self.epoch + 1}", self.progress)
         for batch in bar:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                out = self.objective(self.forward_model, batch)
+                out = self.ddp(batch) if self.ddp is not None else self.objective(self.forward_model, batch)
             loss = out["loss"]
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -177,8 +182,12 @@ class Trainer:
         if n_batches == 0:
             raise ValueError(f"[{self.name}] the training loader yielded no batches")
         self._raise_if_nonfinite(first_bad, detached)
-        self.history["step_loss"].extend(torch.stack(step_losses).cpu().tolist())
-        return {k: float(v) / n_batches for k, v in sums.items()}
+        # one exchange per epoch: every rank's sums and per-step losses, averaged over ranks
+        keys = sorted(sums)
+        packed = distributed.all_reduce_sum(torch.cat([torch.stack([sums[k] for k in keys]),
+                                                       torch.stack(step_losses)])) / self.ranks
+        self.history["step_loss"].extend(packed[len(keys):].cpu().tolist())
+        return {k: float(v) / n_batches for k, v in zip(keys, packed[:len(keys)])}
 
     @torch.no_grad()
     def evaluate(self, loader: Iterable) -> dict[str, float]:
@@ -194,7 +203,10 @@ class Trainer:
                 if torch.is_tensor(v) and v.dim() == 0:
                     sums[k] = sums.get(k, 0) + v.detach().float() * size  # batch means -> sum
             n += size
-        return {k: float(v) / n for k, v in sums.items()}
+        keys = sorted(sums)
+        packed = distributed.all_reduce_sum(torch.stack([*(sums[k] for k in keys),
+                                                         torch.tensor(float(n), device=self.device)]))
+        return {k: float(v) / float(packed[-1]) for k, v in zip(keys, packed[:-1])}
 
     def fit(self, train: Iterable, epochs: int, valid: Iterable | None = None) -> dict[str, Any]:
         """Train until ``epochs`` epochs in total are done (resumed epochs count); returns the history."""
@@ -237,15 +249,4 @@ def thin_curve(values: list[float], points: int = 500) -> tuple[list[float], int
     return means, stride
 
 
-def moving_average(values: list[float], window: int = 50) -> list[float]:
-    """Trailing mean, for plotting noisy per-step losses (introduced in: How to use this book)."""
-    out, acc = [], 0.0
-    for i, v in enumerate(values):
-        acc += v
-        if i >= window:
-            acc -= values[i - window]
-        out.append(acc / min(i + 1, window))
-    return out
-
-
-__all__ = ["Trainer", "NonFiniteLossError", "moving_average", "thin_curve"]
+__all__ = ["Trainer", "NonFiniteLossError", "thin_curve"]
