@@ -121,8 +121,9 @@ def vamp_prior(encode: Callable[[torch.Tensor], Independent], pseudo_inputs: tor
 
 
 def diagonal_gaussian(mu: torch.Tensor, logvar: torch.Tensor) -> Independent:
-    """q(z|x) = N(mu, diag exp(logvar)) with event shape (M,): the encoder's posterior.
+    """q(z|x) = N(mu, diag exp(logvar)) with event shape (M,): the encoder's posterior, in float32.
 
     Introduced in: The variational autoencoder.
     """
+    mu, logvar = mu.float(), logvar.float()                      # KL and log q in float32 under autocast
     return Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)  # sigma = exp(logvar / 2)

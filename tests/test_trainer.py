@@ -161,3 +161,28 @@ def test_amp_and_compile_train_on_a_gpu() -> None:
     trainer = Trainer(Tiny().cuda(), mse, lr=0.05, amp=True, compile=True, progress=False, verbose=False)
     history = trainer.fit(data, epochs=3)
     assert history["train"]["loss"][-1] < 0.5 * history["train"]["loss"][0]
+
+
+def test_the_hot_loop_does_not_sync_with_the_host_per_step(monkeypatch) -> None:
+    """No .item(), float(), bool() or .cpu() per step: the number of host reads in an epoch does not
+    grow with its number of steps (one NaN check every `check_every` steps, and the epoch summary)."""
+    calls = {"n": 0}
+    for name in ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            calls["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+
+    def reads(steps: int) -> int:
+        # SGD: Adam reads its step counters with .item(), but they are CPU scalars, never a GPU sync
+        model = Tiny()
+        trainer = Trainer(model, mse, optimizer=torch.optim.SGD(model.parameters(), lr=0.01), progress=False,
+                          verbose=False, check_every=10_000)
+        calls["n"] = 0
+        trainer.train_epoch(batches(steps))
+        return calls["n"]
+
+    assert reads(40) == reads(10), "host reads grew with the number of steps"
