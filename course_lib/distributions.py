@@ -72,8 +72,10 @@ def likelihood(kind: str, out: torch.Tensor, sigma: float | torch.Tensor = 1.0) 
     """p(x|z) from a decoder output ``out`` (..., C, H, W) (introduced in: The variational autoencoder).
 
     ``bernoulli``: ``out`` are logits; ``gaussian``: the mean is sigmoid(out), std ``sigma``;
-    ``categorical``: ``out`` holds 256 level logits per pixel, (..., 256, H, W).
+    ``categorical``: ``out`` holds 256 level logits per pixel, (..., 256, H, W). Log-probabilities
+    are computed in float32 even when the network ran in bfloat16 (autocast).
     """
+    out = out.float()                                   # log p(x|z) sums D pixel terms: not in bf16
     if kind == "bernoulli":
         return bernoulli(out)                          # log p = sum of H*W pixel terms
     if kind == "gaussian":

@@ -238,11 +238,12 @@ def test_evaluation_never_touches_the_global_rng() -> None:
     assert nll_estimate(model, x, k=20, batch=4, chunk=10, seed=4)["nll"] != a["nll"]
 
 
-def test_log_probabilities_and_kl_stay_float32_under_bf16_autocast() -> None:
+@pytest.mark.parametrize("lik", ["bernoulli", "gaussian", "categorical"])
+def test_log_probabilities_and_kl_stay_float32_under_bf16_autocast(lik: str) -> None:
     """The networks may run in bfloat16; log p(x|z), log q and the KL must not (a GPU habit tested on the CPU)."""
     torch.manual_seed(0)
-    model = VAE(VAEConfig(arch="conv", latent=4, **SMALL))
-    x = images(8)
+    model = VAE(VAEConfig(arch="conv", latent=4, likelihood=lik, **SMALL))
+    x = images(8, binary=lik == "bernoulli")
     torch.manual_seed(1)
     exact = elbo(model, x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -250,4 +251,4 @@ def test_log_probabilities_and_kl_stay_float32_under_bf16_autocast() -> None:
         low = elbo(model, x)
         assert model.encoder(x).dtype == torch.bfloat16            # the network did run in bf16
     assert all(v.dtype == torch.float32 for v in low.values())
-    torch.testing.assert_close(low["loss"], exact["loss"], rtol=2e-2, atol=0.5)
+    torch.testing.assert_close(low["loss"], exact["loss"], rtol=2e-2, atol=1.0)
