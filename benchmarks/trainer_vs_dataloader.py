@@ -119,12 +119,16 @@ def main() -> None:
             times[name].append(loop())
     for name, values in times.items():
         results[f"{name}_s_per_epoch"] = min(values)
+        results[f"{name}_images_per_s"] = round(50_000 / min(values), 1)   # one epoch = 50k training images
         results[f"{name}_all_runs"] = [round(v, 3) for v in values]
     base = results["course_s_per_epoch"]
     for key in ("tensor_dataloader", "tutorial_dataloader"):
         if f"{key}_s_per_epoch" in results:
             results[f"{key}_over_course"] = results[f"{key}_s_per_epoch"] / base
     print(json.dumps(results, indent=1))
+    for name in times:
+        ratio = results.get(f"{name}_over_course", 1.0)
+        print(f"{name:22s} {results[f'{name}_images_per_s']:10.1f} images/s   course is {ratio:.2f}x faster")
 
 
 if __name__ == "__main__":
