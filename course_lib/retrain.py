@@ -1,6 +1,7 @@
 """Retrain any shipped model: ``python -m course_lib.retrain NAME [NAME ...]`` (or ``all``, ``--list``).
 
-Introduced in: How to use this book. Every checkpoint in ``checkpoints/`` is a `Run` in
+Introduced in: How to use this book. Under ``torchrun --nproc_per_node=N`` every rank trains its
+shard of each global batch and rank 0 publishes (see "Training on several GPUs"). Every checkpoint in ``checkpoints/`` is a `Run` in
 `course_lib.runs`; the chapters load the same runs, so what they load and what this
 command trains cannot drift apart. Training runs on the best device (CUDA, MPS, CPU),
 resumes an interrupted run, and replaces the shipped files only when the run finished
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import env, runs
+from . import distributed, env, runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="checkpoint names, or 'all'")
     parser.add_argument("--list", action="store_true", help="list the shipped models and exit")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    parser.add_argument("--directory", default=None, help="write the checkpoints here (default: checkpoints/)")
+    parser.add_argument("--smoke", action="store_true", help="the small, fast setting (needs --directory)")
     args = parser.parse_args(argv)
     if args.list or not args.names:
         for name, run in sorted(runs.SHIPPED.items()):
@@ -32,11 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in runs.SHIPPED]
     if unknown:
         parser.error(f"unknown model(s) {unknown}; see --list")
-    if env.smoke():
-        parser.error(f"{env.SMOKE_VAR} is set: unset it to retrain shipped models for real")
-    settings = env.setup()
+    if (env.smoke() or args.smoke) and args.directory is None:
+        parser.error(f"the smoke setting ({env.SMOKE_VAR} or --smoke) never writes over the shipped models: "
+                     "pass --directory, or unset it to retrain them for real")
+    device = distributed.init_from_env()               # under torchrun: this rank's device
+    settings = env.setup(device=args.device or (str(device) if device is not None else None),
+                         verbose=distributed.is_main())
     for name in names:
-        _, record = runs.fit(name, device=settings.device, smoke=False)
+        _, record = runs.fit(name, device=settings.device, directory=args.directory, smoke=args.smoke or env.smoke())
+        if not distributed.is_main():
+            continue
         print(f"{name}: {record['epochs']} epochs in {record['wall_time_s']} s on "
               f"{record.get('device_name')}; metrics {record['metrics']}")
     return 0

@@ -72,3 +72,23 @@ def test_without_torchrun_nothing_is_distributed(monkeypatch) -> None:
     assert distributed.init_from_env() is None and distributed.world() == (0, 1) and distributed.is_main()
     t = torch.ones(3)
     assert distributed.all_reduce_sum(t) is t and torch.equal(t, torch.ones(3))
+
+
+def test_torchrun_retrains_a_shipped_model_and_one_rank_publishes(tmp_path: Path) -> None:
+    """`torchrun --nproc_per_node=2 -m course_lib.retrain NAME`: two CPU processes (gloo), one checkpoint."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "course_lib.retrain", "tour_classifier", "--directory", str(tmp_path), "--smoke",
+                           "--device", "cpu"], capture_output=True, text=True, timeout=600, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tour_classifier.json", "tour_classifier.lock",
+                                                          "tour_classifier.safetensors"]
+    record = json.loads((tmp_path / "tour_classifier.json").read_text())
+    assert record["processes"] == 2 and record["finished"] and record["smoke"]
+    assert record["images_seen"] == record["step"] * 128 * 2     # each step: one global batch of 2 x 128

@@ -9,6 +9,7 @@ in that order, so ``train.seed`` alone determines the weights.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -19,7 +20,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .. import env
+from .. import distributed, env
 from ..checkpoint import (CheckpointError, check_name, config_dict, config_hash, load_checkpoint, paths, save_checkpoint)
 from ..resume import training_lock
 from ..data import DeviceLoader, load
@@ -112,7 +113,8 @@ def fit_run(name: str, run: Run, device: torch.device | str | None = None, direc
     smoke = env.smoke() if smoke is None else smoke
     directory = Path(directory) if directory is not None else (smoke_dir() if smoke else checkpoint_dir())
     stem = directory / name
-    with training_lock(stem):
+    main = distributed.is_main()                       # under torchrun only rank 0 locks, evaluates, publishes
+    with training_lock(stem) if main else contextlib.nullcontext():
         env.seed_everything(run.train.seed)            # seed first: the seed alone fixes the initial weights
         model = run.build(run.model).to(device)
         train_loader, valid_loader = loaders(run.train, device, smoke)
@@ -122,12 +124,15 @@ def fit_run(name: str, run: Run, device: torch.device | str | None = None, direc
         trainer = Trainer(model, objective, config=run.config(), name=name, lr=run.train.lr, checkpoint=stem,
                           verbose=verbose, progress=verbose)
         trainer.fit(train_loader, 1 if smoke else run.train.epochs, valid_loader)
+        if not main:
+            return model.eval(), trainer.record(thin=HISTORY_POINTS)
         metrics = run.evaluate(model, run, device) if run.evaluate is not None else {}
         record = trainer.record(thin=HISTORY_POINTS)
         record.update({
             "family": run.family, "metrics": {**record["metrics"], **metrics},
             "eval": config_dict(run.eval) if run.eval is not None else None,
-            "images_seen": trainer.step * run.train.batch_size,
+            "images_seen": trainer.step * run.train.batch_size * distributed.world()[1],
+            "processes": distributed.world()[1],
             "parameters": sum(p.numel() for p in model.parameters()),
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         if not _finite(record["metrics"]):
