@@ -85,14 +85,15 @@ def smoke_dir() -> Path:
 def loaders(train: TrainConfig, device: torch.device, smoke: bool) -> tuple[DeviceLoader, DeviceLoader]:
     """Training and validation batches, on the device, for ``train`` (smaller in the smoke setting).
 
-    Introduced in: How to use this book.
+    Introduced in: How to use this book. On a GPU the last incomplete training batch is dropped,
+    so every step has one shape and a compiled model is never recompiled.
     """
     limit = SMOKE_LIMIT if smoke else None
     valid_n = SMOKE_LIMIT if smoke and train.valid_n is None else (min(train.valid_n, SMOKE_LIMIT)
                                                                    if smoke else train.valid_n)
     train_data = load(train.dataset, "train", device, limit)
     valid_data = load(train.dataset, "valid", device, valid_n)
-    return (DeviceLoader(train_data, train.batch_size, labels=train.labels),
+    return (DeviceLoader(train_data, train.batch_size, labels=train.labels, drop_last=device.type == "cuda"),
             DeviceLoader(valid_data, train.valid_batch, shuffle=False, labels=train.labels))
 
 
