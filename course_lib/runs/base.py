@@ -130,7 +130,7 @@ def fit_run(name: str, run: Run, device: torch.device | str | None = None, direc
         metrics = run.evaluate(model, run, device) if run.evaluate is not None else {}
         record = trainer.record(thin=HISTORY_POINTS)
         record.update({
-            "family": run.family, "metrics": {**record["metrics"], **metrics},
+            "family": run.family, "smoke": smoke, "metrics": {**record["metrics"], **metrics},
             "eval": config_dict(run.eval) if run.eval is not None else None,
             "images_seen": trainer.step * run.train.batch_size * distributed.world()[1],
             "processes": distributed.world()[1],
