@@ -169,12 +169,14 @@ def test_render_traceback_is_one_short_block_without_paths() -> None:
     from pygments.lexers import get_lexer_by_name
     from pygments.token import Error
 
-    plain = "\n".join(line.replace("\x1b[1;31m", "").replace("\x1b[31m", "").replace("\x1b[0m", "") for line in lines)
-    assert [v for t, v in get_lexer_by_name("ipythontb").get_tokens(plain) if t is Error] == []
+    for message in ("\n".join(lines), "\n".join(ExerciseError("`x` is None: did you `return` it? σ² ≤ 1 ✗\nline 2",
+                                                                 "ex-1")._render_traceback_())):
+        plain = message.replace("\x1b[1;31m", "").replace("\x1b[31m", "").replace("\x1b[0m", "")
+        assert [v for t, v in get_lexer_by_name("ipythontb").get_tokens(plain) if t is Error] == [], plain
     text = "\n".join(lines)
     assert "twice the right value" in text and len(lines) <= 6
     assert "Traceback" not in text and "File " not in text and check_module.__file__ not in text
-    assert all(len(line) <= 88 + len("\x1b[31m\x1b[0m") for line in lines[1:])
+    assert len(lines) == 2 and lines[1].startswith("\x1b[31mExerciseError: ")   # the hint: one line, wrapped by the page
     assert ExerciseError("plain", exercise=None).exercise == "ex-test-kl"  # the exercise declared last
 
 

@@ -15,7 +15,6 @@ failed check then shows as one short red block naming that exercise (no tracebac
 from __future__ import annotations
 
 import numbers
-import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -87,11 +86,14 @@ class ExerciseError(AssertionError):
         self.exercise = exercise if exercise is not None else _current
 
     def _render_traceback_(self) -> list[str]:
-        """The lines IPython shows in place of a traceback: a red title, then the wrapped hint."""
-        title = f"Exercise {self.exercise}: not yet" if self.exercise else "Not yet"
-        lines = [line for paragraph in str(self).splitlines()
-                 for line in (textwrap.wrap(paragraph, 88) or [""])]
-        return [f"{_BOLD_RED}{title}{_RESET}"] + [f"{_RED}{line}{_RESET}" for line in lines]
+        """The lines IPython shows in place of a traceback: a red title, then the hint on one line.
+
+        The book highlights these lines as an IPython traceback; ``Name: message`` lines are the
+        form that highlighter accepts whatever the message holds (backticks, Greek letters).
+        """
+        title = f"Exercise {self.exercise}: not yet" if self.exercise else "Not yet: your answer"
+        hint = " ".join(line.strip() for line in str(self).splitlines() if line.strip())
+        return [f"{_BOLD_RED}{title}{_RESET}", f"{_RED}ExerciseError: {hint}{_RESET}"]
 
 
 # ----------------------------------------------------------------------------- the checker
