@@ -128,7 +128,7 @@ def setup(seed: int = 0, device: str | None = None, verbose: bool = True) -> Set
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     if verbose:
-        from . import __file__ as where, __version__
+        from . import __version__
 
-        print(f"course_lib {__version__} ({Path(where).parent}) setup: {settings}")
+        print(f"course_lib {__version__} setup: {settings}")
     return settings

@@ -90,6 +90,8 @@ def problems(path: Path) -> list[str]:
     cell = _first_code_cell(nb)
     if cell is None or "".join(cell["source"]) != setup_cell_source(_seed_of(cell)):
         found.append("first code cell is not the standard setup cell")
+    elif "hide-input" not in cell.get("metadata", {}).get("tags", []):
+        found.append("the setup cell is not folded in the book (tag hide-input)")
     with_outputs = [i for i, c in enumerate(nb["cells"])
                     if c.get("cell_type") == "code" and (c.get("outputs") or c.get("execution_count"))]
     if with_outputs:
@@ -103,10 +105,12 @@ def sync(path: Path) -> None:
     cell = _first_code_cell(nb)
     source = setup_cell_source(_seed_of(cell)).splitlines(keepends=True)
     if cell is None:
-        nb["cells"].insert(0, {"cell_type": "code", "metadata": {}, "source": source,
-                               "outputs": [], "execution_count": None})
-    else:
-        cell["source"] = source
+        cell = {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}
+        nb["cells"].insert(0, cell)
+    cell["source"] = source
+    tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+    if "hide-input" not in tags:                            # the book folds the Colab plumbing
+        tags.append("hide-input")
     for c in nb["cells"]:
         if c.get("cell_type") == "code":
             c["outputs"], c["execution_count"] = [], None

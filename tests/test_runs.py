@@ -142,6 +142,7 @@ from course_lib.models.classifier import ClassifierConfig
 from course_lib.runs.base import TrainConfig, fit_run
 run = replace(runs.get("tour_classifier"), model=ClassifierConfig(hidden=16),
               train=TrainConfig(dataset="mnist", epochs=6, batch_size=500, labels=True, valid_n=1000))
+open(sys.argv[2], "w").close()                      # imports done: training starts now
 fit_run("k", run, "cpu", sys.argv[1], smoke=False, verbose=False)
 """
 
@@ -150,14 +151,19 @@ def test_sigkill_at_random_moments_never_breaks_the_checkpoint(tmp_path: Path) -
     """Kill a retraining process 20 times: the shipped checkpoint still loads and verifies every
     time, and the partial one (when there is one) resumes."""
     run = replace(TINY, train=replace(TINY.train, epochs=6))
+    start = time.perf_counter()
     fit_run("k", run, "cpu", tmp_path, verbose=False)
+    duration = time.perf_counter() - start              # how long one whole retrain takes on this machine
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     rng = random.Random(0)
     resumed = 0
-    for _ in range(20):
-        proc = subprocess.Popen([sys.executable, "-c", KILLABLE, str(tmp_path)], env=env,
+    for i in range(20):
+        started = tmp_path / f"started{i}"
+        proc = subprocess.Popen([sys.executable, "-c", KILLABLE, str(tmp_path), str(started)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 5.0))
+        while not started.exists() and proc.poll() is None:   # wait out the imports, however slow
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.2 * duration))          # a random moment of training or publishing
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         load_checkpoint(tmp_path / "k", MLPClassifier(run.model), expect_hash=run.hash())
