@@ -141,7 +141,7 @@ from course_lib import runs
 from course_lib.models.classifier import ClassifierConfig
 from course_lib.runs.base import TrainConfig, fit_run
 run = replace(runs.get("tour_classifier"), model=ClassifierConfig(hidden=16),
-              train=TrainConfig(dataset="mnist", epochs=6, batch_size=500, labels=True, valid_n=1000))
+              train=TrainConfig(dataset="mnist", epochs=4, batch_size=1000, labels=True, valid_n=1000))
 open(sys.argv[2], "w").close()                      # imports done: training starts now
 fit_run("k", run, "cpu", sys.argv[1], smoke=False, verbose=False)
 """
@@ -150,7 +150,7 @@ fit_run("k", run, "cpu", sys.argv[1], smoke=False, verbose=False)
 def test_sigkill_at_random_moments_never_breaks_the_checkpoint(tmp_path: Path) -> None:
     """Kill a retraining process 20 times: the shipped checkpoint still loads and verifies every
     time, and the partial one (when there is one) resumes."""
-    run = replace(TINY, train=replace(TINY.train, epochs=6))
+    run = replace(TINY, train=replace(TINY.train, epochs=4, batch_size=1000))
     start = time.perf_counter()
     fit_run("k", run, "cpu", tmp_path, verbose=False)
     duration = time.perf_counter() - start              # how long one whole retrain takes on this machine
