@@ -13,8 +13,10 @@ from course_lib.data import Split
 from course_lib.distributions import PixelCategorical
 from course_lib.evaluation import active_units, eval_images, nll_estimate
 from course_lib.exercises.vae import check_gaussian_kl
+from course_lib.models.ar_vae import ARVAE, ARVAEConfig
 from course_lib.models.vae import VAE, VAEConfig
 from course_lib.objectives import elbo, iwae_bound
+from course_lib.objectives_more import free_bits_elbo
 from helpers import finished_record
 
 IMAGE_SHAPE = (1, 28, 28)
@@ -204,8 +206,99 @@ def test_one_trainer_step_updates_the_weights() -> None:
 def test_shipped_configs_are_small_and_named() -> None:
     for name, run in runs.vae.SHIPPED.items():
         assert name.startswith("vae_")
-        n = sum(p.numel() for p in VAE(run.model).parameters())
+        n = sum(p.numel() for p in run.build(run.model).parameters())
         assert n * 4 < 5e6, f"{name} has {n} parameters: its checkpoint would exceed 5 MB"
+
+
+def test_older_runs_keep_their_configs_when_the_training_config_grows() -> None:
+    """`VAETrainMore` is a subclass: the runs trained with `VAETrain` hash exactly as before."""
+    from course_lib.checkpoint import config_dict
+    from course_lib.runs.vae import VAETrain, VAETrainMore
+
+    assert "k" not in config_dict(VAETrain()) and "free_bits" not in config_dict(VAETrain())
+    assert config_dict(VAETrainMore())["k"] == 1 and config_dict(VAETrainMore())["free_bits"] == 0.0
+    assert type(runs.get("vae_mlp32").train) is VAETrain
+
+
+# ----------------------------------------------------------------------------- autoregressive decoder
+def test_made_decoder_is_causal_by_gradients() -> None:
+    """d logit_j / d x_i is zero for every i >= j (tested with gradients, not by reading the masks)."""
+    torch.manual_seed(0)
+    model = ARVAE(ARVAEConfig(image_shape=(1, 4, 4), latent=3, hidden=8, ar_hidden=40))
+    x = torch.bernoulli(torch.rand(1, 16)).requires_grad_(True)
+    logits = model.decoder(x, torch.randn(1, 3))
+    for j in range(16):
+        (g,) = torch.autograd.grad(logits[0, j], x, retain_graph=True)
+        assert float(g[0, j:].abs().max()) == 0.0, f"output {j} sees input >= {j}"
+        if j > 0:
+            assert float(g[0, :j].abs().sum()) > 0, f"output {j} sees none of its past"
+    assert "decoder.inp.mask" not in model.state_dict(), "masks are rebuilt, never saved"
+
+
+def test_ar_log_prob_is_a_normalised_distribution_over_tiny_images() -> None:
+    """Summing p(x|z) over all 2^9 binary 3x3 images gives 1, and log_prob broadcasts over z samples."""
+    torch.manual_seed(0)
+    model = ARVAE(ARVAEConfig(image_shape=(1, 3, 3), latent=2, hidden=8, ar_hidden=16))
+    grid = torch.tensor([[(i >> d) & 1 for d in range(9)] for i in range(512)], dtype=torch.float32).reshape(512, 1, 3, 3)
+    z = torch.randn(2)
+    with torch.no_grad():
+        total = model.decode(z.expand(512, 2)).log_prob(grid).exp().sum()
+        assert abs(float(total) - 1.0) < 1e-5
+        px = model.decode(torch.randn(5, 4, 2))                     # (S, B) codes against B images
+        assert px.log_prob(grid[:4]).shape == (5, 4)
+        assert px.sample().shape == (5, 4, 1, 3, 3)
+    out = elbo(model, grid[:6])
+    assert set(out) == {"loss", "rate", "distortion"} and torch.isfinite(out["loss"])
+
+
+# ----------------------------------------------------------------------------- free bits and the run objectives
+def test_free_bits_floor_the_rate_per_dimension() -> None:
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent=4, **SMALL))
+    x = images(16)
+    torch.manual_seed(1)
+    out = free_bits_elbo(model, x, free_bits=10.0)               # every dimension below lambda: rate is free
+    torch.manual_seed(1)
+    plain = elbo(model, x)
+    torch.testing.assert_close(out["distortion"], plain["distortion"])
+    torch.testing.assert_close(out["rate"], plain["rate"])          # the reported rate is the true KL
+    torch.testing.assert_close(out["loss"], out["distortion"] + 40.0)
+    # lambda between the dimensions' batch-mean rates: those above keep their rate, those below pay lambda
+    with torch.no_grad():
+        per_dim = kl_divergence(model.encode(x).base_dist, Normal(0.0, 1.0)).mean(0)     # (M,)
+        lam = float(per_dim.median())
+        torch.manual_seed(1)
+        mid = free_bits_elbo(model, x, free_bits=lam)
+    torch.testing.assert_close(mid["loss"], mid["distortion"] + torch.where(per_dim > lam, per_dim, lam).sum())
+    out["loss"].backward()
+    encoder_grad_mu = model.encoder[-1].weight.grad[:4].clone()     # rows of mu: only the distortion pulls
+    model.zero_grad()
+    torch.manual_seed(1)
+    free_bits_elbo(model, x, free_bits=0.0)["loss"].backward()      # lambda = 0: the plain ELBO
+    torch.manual_seed(1)
+    model2 = VAE(VAEConfig(latent=4, **SMALL))
+    model2.load_state_dict(model.state_dict())
+    torch.manual_seed(1)
+    elbo(model2, x)["loss"].backward()
+    torch.testing.assert_close(model.encoder[-1].weight.grad, model2.encoder[-1].weight.grad, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(encoder_grad_mu, model2.encoder[-1].weight.grad[:4])
+
+
+def test_run_objectives_train_on_their_bound_and_validate_on_the_elbo() -> None:
+    from course_lib.runs.vae import VAETrainMore, vae_objective
+
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent=3, **SMALL))
+    x = images(8)
+    iwae_objective = vae_objective(VAETrainMore(k=5), lambda: 0.0)
+    model.train()
+    assert "bound" in iwae_objective(model, x)
+    model.eval()
+    assert "bound" not in iwae_objective(model, x)
+    fb = vae_objective(VAETrainMore(free_bits=100.0), lambda: 0.0)
+    model.train()
+    out = fb(model, x)
+    torch.testing.assert_close(out["loss"], out["distortion"] + 300.0)
 
 
 def test_check_gaussian_kl() -> None:

@@ -100,6 +100,27 @@ def test_traversal_frames_labels_and_html() -> None:
     assert not ids(page) & ids(ex.static_html())
 
 
+def test_traversal_static_face_shows_every_dimension_at_every_offset() -> None:
+    """Below the slider: one picture with a row per dimension and a column per offset, each cell
+    the same decoded image as the slider's frame (dimension, offset)."""
+    dec = LinearDecoder(5)
+    ex = widgets.traversal(dec.decode, std_normal(5), dims=[0, 3, 4], span=2.0, steps=7)
+    page = ex.static_html()
+    assert_self_contained(page)
+    tables = [(uri, cap) for cap, uri, _ in ex.figures]
+    assert len(tables) == 1 and "rows z[0], z[3], z[4]" in tables[0][1] and "-2.0σ" in tables[0][1]
+    assert tables[0][0] in page and tables[0][1] in page
+    grid = pixels(tables[0][0]).astype(float)
+    assert grid.shape == (3 * 29 - 1, 7 * 29 - 1)                       # 3 rows x 7 columns, 1-pixel gaps
+    d = data_of(page)
+    for row in range(3):
+        for col in (0, 3, 6):
+            cell = grid[row * 29:row * 29 + 28, col * 29:col * 29 + 28]
+            frame = pixels(d["images"][row]["frames"][col]).astype(float)
+            assert np.abs(cell - frame).max() <= 1, (row, col)
+    assert np.all(grid[28, :] == 255) and np.all(grid[:, 28] == 255)     # white gaps between cells
+
+
 def test_traversal_dims_default_active_and_errors() -> None:
     ex = widgets.traversal(LinearDecoder(12).decode, std_normal(12))
     assert [c for c, _, _ in ex.images] == [f"z[{d}]" for d in range(8)], "the first 8 by default"
@@ -299,8 +320,9 @@ def test_static_slider_changes_the_image_in_chromium(chromium_page, tmp_path) ->
     label = page.locator(".latent-explorer span").first.text_content()
     assert label == "+1.5σ"
     assert src(imgs.count() - 1) == other, "the third explorer on the page is independent"
-    # the manifold: the cell image changes and the box on the grid follows
-    cell = imgs.nth(4)
+    assert src(4) == trav.figures[0][1], "the traversal's table of every frame stays as it is"
+    # the manifold (after the traversal's 4 frames and its table): the cell image changes, the box follows
+    cell = imgs.nth(5)
     box = page.locator("[id$='-box']")
     before, left = cell.get_attribute("src"), box.evaluate("e => e.style.left")
     sliders.nth(1).focus()

@@ -34,3 +34,19 @@ def check_ppca_sigma2(fn) -> None:
         "the discarded eigenvalues were divided by D instead of D - q": lam[q:].sum() / d,
         "the mean was taken over the q kept eigenvalues, not the D - q discarded ones": lam[:q].mean(),
         "S was computed with 1/(N-1) (torch.cov's default) instead of 1/N": lam[q:].mean() * x.shape[0] / (x.shape[0] - 1)})
+
+
+def check_diagonal_gap(fn) -> None:
+    """``fn(W, sigma2)`` returns log p(x) - ELBO of PPCA with the best diagonal Gaussian q(z|x):
+    1/2 (sum_m log A_mm - log det A), A = W^T W + sigma2 I_M (introduced in: Autoencoders).
+    """
+    gen = torch.Generator().manual_seed(2)
+    W = torch.randn(12, 4, generator=gen, dtype=torch.float64) * torch.tensor([2.0, 1.5, 1.0, 0.5], dtype=torch.float64)
+    sigma2 = 0.3
+    half_gap = lambda A: 0.5 * (A.diagonal().log().sum() - torch.logdet(A))
+    A = W.T @ W + sigma2 * torch.eye(4, dtype=torch.float64)
+    check_close(fn(W, sigma2), half_gap(A), "the gap log p(x) - ELBO", mistakes={
+        "sigma^2 I was left out of A = W^T W + sigma^2 I": half_gap(W.T @ W),
+        "the D x D matrix W W^T + sigma^2 I_D was used instead of the M x M matrix A":
+            half_gap(W @ W.T + sigma2 * torch.eye(12, dtype=torch.float64)),
+        "log det A minus the sum of log A_mm: the sign is flipped (the gap is never negative)": -half_gap(A)})

@@ -35,7 +35,8 @@ def traversal(decode: Decode, prior: Distribution, z0: torch.Tensor | None = Non
     the prior's standard deviation (``relative=False``: plain units, no sigma). ``z0`` defaults
     to the prior mean; ``dims`` to all dimensions (the first 8 when there are more), or
     ``"active"``: the 8 whose traversal changes the decoded image most. Static face: one
-    slider moves every dimension's offset at once, one image per dimension.
+    slider moves every dimension's offset at once, one image per dimension, and below it one
+    picture of the whole traversal: a row per dimension, a column per offset.
     """
     device = _device(decode, prior)
     mean, std = _prior_moments(prior)
@@ -89,8 +90,13 @@ def traversal(decode: Decode, prior: Distribution, z0: torch.Tensor | None = Non
         return box
 
     what = "z0 ± span·σ (prior)" if relative else "z0 ± span"
+    # the whole traversal as one picture: a row per dimension, a column per offset (no slider needed)
+    table = png_uri(tile(imgs.reshape(-1, *imgs.shape[2:]), steps, pad=1))
+    caption = (f"every traversal at once: rows {', '.join(f'z[{d}]' for d in dims)} (top to bottom), "
+               f"columns offsets {labels[0]} … {labels[-1]} (left to right)")
     return LatentExplorer(f"Latent traversal, one dimension at a time ({what})",
-                          [("offset from z0", labels)], images, build, zoom, px=imgs.shape[-1])
+                          [("offset from z0", labels)], images, build, zoom, px=imgs.shape[-1],
+                          figures=[(caption, table, steps * (imgs.shape[-1] + 1) - 1)])
 
 
 def interpolation(decode: Decode, z_start: torch.Tensor, z_end: torch.Tensor, steps: int = 16, *,
