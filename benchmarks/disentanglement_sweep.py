@@ -21,13 +21,16 @@ import argparse
 import json
 import statistics
 import sys
+from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 
 from course_lib import runs
 from course_lib.checkpoint import CheckpointError, read_record, save_checkpoint
 from course_lib.runs import disentanglement as dis
 
+LOCAL = Path(__file__).resolve().parent / "results" / "weights"   # weights of record-only sweep members
 TARGETS = {"tcvae_median_mig_min": 0.20, "vae_median_mig_max": 0.10, "best_factorvae_min": 0.75,
            "mig_estimators_max_gap": 0.03}
 
@@ -102,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
                     continue
             except CheckpointError:
                 pass
-            _, record = runs.fit(name, device="cpu", smoke=False)
+            model, record = runs.fit(name, device="cpu", smoke=False)
+            if not runs.get(name).ship_weights:                  # kept locally (untracked) for re-evaluation
+                LOCAL.mkdir(parents=True, exist_ok=True)
+                save_file(model.state_dict(), LOCAL / f"{name}.safetensors")
             print(f"{name}: {record['images_seen']} images in {record['wall_time_s']:.0f} s", flush=True)
         return 0
     result = table()

@@ -26,7 +26,8 @@ class DisentangleEval:
 
     n_points: int = 10_000                       # random images: binned MIG (disentanglement_lib: 10,000) and DCI
     bins: int = 20                               # MIG bins
-    grid_step: tuple[int, ...] = (1, 1, 4, 4, 4)  # full-grid MIG on every k-th value of each factor
+    grid_step: tuple[int, ...] = (1, 1, 4, 4, 4)  # full-grid MIG on every k-th value of each factor (11,520 points)
+    grid_samples: int = 5_000                    # draws z ~ q(z|x) at random grid points for it
     fvae_train: int = 2_000                      # FactorVAE-score votes (disentanglement_lib: 10,000 / 5,000)
     fvae_eval: int = 1_000
     n_images: int = 2_000                        # images for rate, distortion, KL per unit, reconstruction
@@ -35,7 +36,7 @@ class DisentangleEval:
 
     def smoke(self) -> "DisentangleEval":
         """A small, fast version for the smoke setting."""
-        return DisentangleEval(1_000, self.bins, (1, 2, 8, 8, 8), 100, 50, 500, 500, self.seed)
+        return DisentangleEval(1_000, self.bins, (1, 2, 8, 8, 8), 1_000, 100, 50, 500, 500, self.seed)
 
 
 def grid_index(data: DSprites, step: tuple[int, ...]) -> torch.Tensor:
@@ -95,7 +96,7 @@ def evaluate_disentanglement(model: nn.Module, data: DSprites, settings: Disenta
     codes, factors = sample_codes(encode_mean, data, s.n_points, gen)
     binned = mig(codes, factors, s.bins)
     g_mu, g_logvar = posterior_stats(model, data.images(grid := grid_index(data, s.grid_step)))
-    grid = mig_full_grid(g_mu, g_logvar, data.factors(grid), n_samples=len(grid), generator=gen)
+    grid = mig_full_grid(g_mu, g_logvar, data.factors(grid), n_samples=s.grid_samples, generator=gen)
     fvae = factor_vae_score(encode_mean, data, s.fvae_train, s.fvae_eval, generator=gen)
     d = dci(codes, factors)
     model.train(was_training)
