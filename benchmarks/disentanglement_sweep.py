@@ -21,13 +21,14 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from course_lib import runs
-from course_lib.checkpoint import CheckpointError, read_record, save_checkpoint
+from course_lib.checkpoint import CheckpointError, config_dict, read_record, save_checkpoint
 from course_lib.runs import disentanglement as dis
 
 LOCAL = Path(__file__).resolve().parent / "results" / "weights"   # weights of record-only sweep members
@@ -89,9 +90,26 @@ def write_targets(result: dict) -> None:
             save_checkpoint(stem, None, record)
 
 
+def reevaluate(name: str) -> None:
+    """Evaluate a finished run again with the current `DisentangleEval` (not hashed), keeping its training record."""
+    stem, run = runs.checkpoint_dir() / name, runs.get(name)
+    record = read_record(stem)
+    if run.ship_weights:
+        model, _ = runs.trained(name, device="cpu", allow_training=False)
+    else:
+        model = run.build(run.model)
+        model.load_state_dict(load_file(LOCAL / f"{name}.safetensors"))
+    start = time.perf_counter()
+    record["metrics"].update(run.evaluate(model.eval(), run, torch.device("cpu")))
+    record["eval"] = config_dict(run.eval)
+    record["eval_wall_time_s"] = round(time.perf_counter() - start, 1)
+    save_checkpoint(stem, model if run.ship_weights else None, record)
+    print(f"{name}: re-evaluated in {record['eval_wall_time_s']} s", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("train", "targets"))
+    parser.add_argument("command", choices=("train", "reevaluate", "targets"))
     parser.add_argument("names", nargs="*")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -110,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
                 LOCAL.mkdir(parents=True, exist_ok=True)
                 save_file(model.state_dict(), LOCAL / f"{name}.safetensors")
             print(f"{name}: {record['images_seen']} images in {record['wall_time_s']:.0f} s", flush=True)
+        return 0
+    if args.command == "reevaluate":
+        for name in args.names or list(dis.SHIPPED):
+            reevaluate(name)
         return 0
     result = table()
     write_targets(result)

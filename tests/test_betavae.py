@@ -186,3 +186,25 @@ def test_factor_vae_loss_never_trains_the_discriminator_and_the_discriminator_le
     assert float(d["disc_accuracy"]) > 0.9
     logits = model.discriminator(torch.randn(128, 1).expand(128, 4) + 0.1 * torch.randn(128, 4))
     assert float((logits[:, 0] - logits[:, 1]).mean()) > 1.0              # a large TC estimate
+
+
+# ----------------------------------------------------------------------------- exercise check
+def test_check_mws_tc_accepts_the_estimator_and_names_each_slip() -> None:
+    from course_lib.exercises import ExerciseError
+    from course_lib.exercises.disentanglement import check_mws_tc
+
+    def answer(n_fix=None, var=False, over=1, first=False, sign=1):
+        def tc(z, mu, logvar, n):
+            n, b = n if n_fix is None else n_fix, len(z)
+            lq = Normal(mu[None], (logvar.exp() if var else (0.5 * logvar).exp())[None]).log_prob(z[:, None])
+            qz = torch.logsumexp(lq.sum(2), over) - math.log(n * b)
+            qp = qz if first else (torch.logsumexp(lq, over) - math.log(n * b)).sum(1)
+            return sign * (qz - qp).mean()
+        return tc
+
+    check_mws_tc(answer())
+    for wrong, says in ((answer(n_fix=1), "left N out"), (answer(var=True), "exp(logvar / 2)"),
+                        (answer(over=0), "second axis"), (answer(first=True), "per dimension"),
+                        (answer(sign=-1), "sign"), (lambda *a: None, "None")):
+        with pytest.raises(ExerciseError, match=says):
+            check_mws_tc(wrong)
