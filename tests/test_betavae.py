@@ -170,6 +170,8 @@ def test_permute_dims_shuffles_each_column_independently() -> None:
     for j in range(4):
         assert sorted(p[:, j].tolist()) == z[:, j].tolist()
     assert not torch.equal(p, z)
+    rows = {tuple(r) for r in z.tolist()}
+    assert sum(tuple(r) in rows for r in p.tolist()) < 5                  # rows are broken up, not just reordered
 
 
 def test_factor_vae_loss_never_trains_the_discriminator_and_the_discriminator_learns_tc() -> None:
