@@ -15,7 +15,7 @@ from course_lib.runs import disentanglement as dis
 from course_lib.runs.base import fit_run, trained
 
 TINY_EVAL = DisentangleEval(n_points=500, grid_step=(2, 3, 20, 16, 16), grid_samples=200, fvae_train=40,
-                            fvae_eval=20, n_images=200, decomposition_batch=100)
+                            fvae_eval=20, n_images=200, decomposition_batch=100, decomposition_reference=300)
 
 
 @pytest.fixture(autouse=True)
@@ -98,3 +98,29 @@ def test_grid_index_and_kl_per_unit() -> None:
     expect = torch.distributions.kl_divergence(torch.distributions.Normal(mu, (0.5 * logvar).exp()),
                                                torch.distributions.Normal(0.0, 1.0)).mean(0)
     assert torch.allclose(kl_per_unit(mu, logvar), expect, atol=1e-5)
+
+
+def test_reference_decomposition_is_exact_when_the_reference_is_every_other_image() -> None:
+    """With one code at a time and all N - 1 other posteriors as the reference, the estimate of q(z) is the
+    exact mixture (1/N) sum_n q(z|x_n): averaged over the codes it equals the exact decomposition."""
+    from torch.distributions import Independent, Normal
+
+    from course_lib.evaluation_disentangle import reference_decomposition
+    from course_lib.objectives_disentangle import elbo_decomposition
+
+    g = torch.Generator().manual_seed(0)
+    n = 40
+    mu = torch.randn(n, 3, generator=g, dtype=torch.float64) * torch.tensor([2.0, 1.0, 0.3], dtype=torch.float64)
+    scale = 0.2 + 0.5 * torch.rand(n, 3, generator=g, dtype=torch.float64)
+    prior = Independent(Normal(torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)), 1)
+    z = mu + scale * torch.randn(n, 3, generator=g, dtype=torch.float64)
+    exact = elbo_decomposition(Independent(Normal(mu, scale), 1), z, prior, n, "stratified")   # batch = data set
+    ours = {"mi": 0.0, "tc": 0.0, "dim_kl": 0.0}
+    for i in range(n):
+        rest = torch.arange(n) != i
+        one = reference_decomposition(Independent(Normal(mu[i:i + 1], scale[i:i + 1]), 1), z[i:i + 1], prior,
+                                      mu[rest], scale[rest], n, chunk=7)
+        for k in ours:
+            ours[k] += one[k] / n
+    for k in ours:
+        assert abs(ours[k] - float(exact[k])) < 1e-9, (k, ours[k], float(exact[k]))
