@@ -142,7 +142,9 @@ from course_lib.models.classifier import ClassifierConfig
 from course_lib.runs.base import TrainConfig, fit_run
 run = replace(runs.get("tour_classifier"), model=ClassifierConfig(hidden=16),
               train=TrainConfig(dataset="mnist", epochs=4, batch_size=1000, labels=True, valid_n=1000))
-open(sys.argv[2], "w").close()                      # imports done: training starts now
+from course_lib.data import load
+load("mnist", "train"), load("mnist", "valid")        # read the files now (cached): the kill window is training
+open(sys.argv[2], "w").close()                      # imports and data done: training starts now
 fit_run("k", run, "cpu", sys.argv[1], smoke=False, verbose=False)
 """
 
@@ -151,18 +153,24 @@ def test_sigkill_at_random_moments_never_breaks_the_checkpoint(tmp_path: Path) -
     """Kill a retraining process 20 times: the shipped checkpoint still loads and verifies every
     time, and the partial one (when there is one) resumes."""
     run = replace(TINY, train=replace(TINY.train, epochs=4, batch_size=1000))
-    start = time.perf_counter()
-    fit_run("k", run, "cpu", tmp_path, verbose=False)
-    duration = time.perf_counter() - start              # how long one whole retrain takes on this machine
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    rng = random.Random(0)
-    resumed = 0
-    for i in range(20):
+
+    def child(i: int) -> tuple[subprocess.Popen, float]:
+        """Start a retraining process; return it once it has imported and read its data."""
         started = tmp_path / f"started{i}"
         proc = subprocess.Popen([sys.executable, "-c", KILLABLE, str(tmp_path), str(started)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while not started.exists() and proc.poll() is None:   # wait out the imports, however slow
-            time.sleep(0.05)
+            time.sleep(0.02)
+        return proc, time.perf_counter()
+
+    proc, start = child(-1)                                   # one whole retrain, timed from the same point
+    assert proc.wait() == 0
+    duration = time.perf_counter() - start
+    rng = random.Random(0)
+    resumed = 0
+    for i in range(20):
+        proc, _ = child(i)
         time.sleep(rng.uniform(0.0, 1.2 * duration))          # a random moment of training or publishing
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -11,19 +11,22 @@ from ..vi.estimators import reparam_draw, elbo_integrand, diag_gaussian, score_f
 from .check import ExerciseError, check_close
 
 
+def _problem(seed: int, draws: int, level: float):
+    """q's parameters (3,), noise (draws, 3) and an unnormalised Gaussian log density, all float64."""
+    gen = torch.Generator().manual_seed(seed)
+    mu = torch.randn(3, generator=gen, dtype=torch.float64)
+    log_sigma = 0.3 * torch.randn(3, generator=gen, dtype=torch.float64)
+    eps = torch.randn(draws, 3, generator=gen, dtype=torch.float64)
+    target = Normal(torch.tensor([1.0, -0.5, 0.2], dtype=torch.float64), 0.7)
+    return mu, log_sigma, eps, lambda z: target.log_prob(z).sum(-1) + level
+
+
 def check_score_function_grad(fn: Callable) -> None:
     """Exercise check (Black-box VI: gradient estimators): ``fn(log_joint, mu, log_sigma, eps)``.
 
     Introduced in: Black-box VI: gradient estimators.
     """
-    gen = torch.Generator().manual_seed(3)
-    d, s = 3, 64
-    mu = torch.randn(d, generator=gen, dtype=torch.float64)
-    log_sigma = 0.3 * torch.randn(d, generator=gen, dtype=torch.float64)
-    eps = torch.randn(s, d, generator=gen, dtype=torch.float64)
-    target = Normal(torch.tensor([1.0, -0.5, 0.2], dtype=torch.float64), 0.7)
-    def log_joint(z):
-        return target.log_prob(z).sum(-1) + 2.0   # an unnormalised log density
+    d, (mu, log_sigma, eps, log_joint) = 3, _problem(seed=3, draws=64, level=2.0)
     answer = fn(log_joint, mu, log_sigma, eps)
     if torch.is_tensor(answer) and answer.shape == (2, d):
         z, score = reparam_draw(mu, log_sigma, eps)
@@ -46,14 +49,7 @@ def check_score_function_grad_baseline(fn: Callable) -> None:
 
     Introduced in: Black-box VI: gradient estimators.
     """
-    gen = torch.Generator().manual_seed(4)
-    d, s = 3, 32
-    mu = torch.randn(d, generator=gen, dtype=torch.float64)
-    log_sigma = 0.3 * torch.randn(d, generator=gen, dtype=torch.float64)
-    eps = torch.randn(s, d, generator=gen, dtype=torch.float64)
-    target = Normal(torch.tensor([1.0, -0.5, 0.2], dtype=torch.float64), 0.7)
-    def log_joint(z):
-        return target.log_prob(z).sum(-1) + 5.0   # an unnormalised log density with a large common level
+    d, (mu, log_sigma, eps, log_joint) = 3, _problem(seed=4, draws=32, level=5.0)   # a large common level
     answer = fn(log_joint, mu, log_sigma, eps)
     if torch.is_tensor(answer) and answer.shape == (2, d):
         z, score = reparam_draw(mu, log_sigma, eps)
@@ -65,7 +61,7 @@ def check_score_function_grad_baseline(fn: Callable) -> None:
             "the baseline uses draw s itself: leave it out (sums over the other S - 1 draws), "
             "or the estimate is biased": ((f - shared) * score).mean(0),
             "a_i = E[f h_i^2] / E[h_i^2] weights f by the squared score; the plain mean of f is another baseline":
-                ((f - (f.sum(0) - f) / (s - 1)) * score).mean(0),
+                ((f - (f.sum(0) - f) / (len(eps) - 1)) * score).mean(0),
         }
         for hint, value in wrong.items():
             if torch.allclose(answer.detach().to(torch.float64), value, rtol=1e-6, atol=1e-8):
