@@ -22,7 +22,10 @@ def open_page(browser, url: str):
     page = browser.new_page()
     failures: list[str] = []
     page.on("pageerror", lambda err: failures.append(f"JavaScript error: {err}"))
-    page.on("console", lambda msg: failures.append(f"console error: {msg.text}") if msg.type == "error" else None)
+    # console errors from scripts ("invalid theme mode" and the like); a resource that failed to load
+    # is reported by URL below when it is the book's own, and not twice
+    page.on("console", lambda msg: failures.append(f"console error: {msg.text}")
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
     origin = urlparse(url).netloc
     page.on("requestfailed", lambda r: failures.append(f"{r.url} ({r.failure})")
             if urlparse(r.url).netloc == origin else None)
