@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .data import Split, load
-from .objectives import log_weights
+from .paired import per_image_bounds
 
 
 def eval_images(data: Split, seed: int = 0) -> torch.Tensor:
@@ -37,17 +37,9 @@ def nll_estimate(model: nn.Module, data: Split | torch.Tensor, k: int = 1000, ba
     Dynamically binarized splits are binarized once with a fixed seed (the test set of
     Burda et al. 2015). Returns nll, its standard error, the negative ELBO, k and n, in nats.
     """
-    was_training = model.training
-    model.eval()
     x_all = eval_images(data, seed) if isinstance(data, Split) else data
-    gen = torch.Generator(x_all.device).manual_seed(seed)
-    nll, neg_elbo = [], []
-    for xb in x_all.split(batch):
-        log_w = torch.cat([log_weights(model, xb, min(chunk, k - s), gen)[0] for s in range(0, k, chunk)])
-        nll.append(-(torch.logsumexp(log_w, 0) - math.log(k)))      # (B,): -log mean_i w_i
-        neg_elbo.append(-log_w.mean(0))                             # (B,): -mean_i log w_i
-    model.train(was_training)
-    nll_t, elbo_t = torch.cat(nll), torch.cat(neg_elbo)
+    bounds = per_image_bounds(model, x_all, k, batch, chunk, seed)     # one loop, shared with paired comparisons
+    nll_t, elbo_t = -bounds["iwae"], -bounds["elbo"]                   # (N,) each
     return {"nll": float(nll_t.mean()), "nll_stderr": float(nll_t.std() / math.sqrt(len(nll_t))),
             "neg_elbo": float(elbo_t.mean()), "k": k, "n": len(nll_t)}
 

@@ -10,7 +10,6 @@ in that order, so ``train.seed`` alone determines the weights.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -176,8 +175,3 @@ def trained(name: str, run: Run, device: torch.device | str | None = None, direc
                               f"Run `python -m course_lib.retrain {name}`.")
     print(f"[{name}] training ({reason}).")
     return fit_run(name, run, device, directory=None if directory is None or env.smoke() else directory)
-
-
-def replace(run: Run, **changes: Any) -> Run:
-    """A copy of ``run`` with fields changed (``dataclasses.replace``) (introduced in: How to use this book)."""
-    return dataclasses.replace(run, **changes)
