@@ -236,6 +236,8 @@ class Trainer:
                 self.save()
             if self.verbose and (self.epoch <= 3 or self.epoch == epochs or self.epoch % max(1, epochs // 10) == 0):
                 print(f"[{self.name}] epoch {self.epoch}/{epochs} ({seconds:.1f} s) {line}")
+        # also true when a resumed run had already done every epoch (killed before it was published)
+        self.finished = self.epoch >= epochs
         return self.history
 
 

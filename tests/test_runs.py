@@ -88,6 +88,20 @@ def test_an_interrupted_retrain_never_touches_the_shipped_files(tmp_path: Path, 
     assert record["epochs"] == 3 and not paths(tmp_path / "m")["partial"].exists()
 
 
+def test_a_run_killed_after_its_last_epoch_but_before_publishing_resumes_to_a_finished_checkpoint(
+        tmp_path: Path, monkeypatch) -> None:
+    """The partial file already holds every epoch; resuming must publish it, not refuse it as unfinished."""
+    monkeypatch.setattr(runs.base, "save_checkpoint", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+    with pytest.raises(Crash):                        # dies between the last partial save and publishing
+        fit_run("late", TINY, "cpu", tmp_path, verbose=False)
+    assert paths(tmp_path / "late")["partial"].is_file()
+    monkeypatch.undo()
+    monkeypatch.setenv("VAE_COURSE_SMOKE", "0")
+    monkeypatch.setenv("VAE_COURSE_CACHE", str(tmp_path / "cache"))
+    _, record = fit_run("late", TINY, "cpu", tmp_path, verbose=False)
+    assert record["finished"] and record["epochs"] == 3 and not paths(tmp_path / "late")["partial"].exists()
+
+
 def test_nonfinite_metrics_never_replace_the_shipped_checkpoint(tmp_path: Path) -> None:
     fit_run("m", TINY, "cpu", tmp_path, verbose=False)
     before = (tmp_path / "m.safetensors").read_bytes()
