@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -59,6 +59,8 @@ class Run:
     evaluate: Callable[[nn.Module, "Run", torch.device], dict] | None = field(default=None, repr=False)
     eval: Any = None                                   # evaluation settings (not hashed)
     ship_weights: bool = True                          # False: a sweep member ships its record alone
+    # (train, device, smoke) -> (training batches, validation batches); None: `loaders` (course_lib.data)
+    data: Callable[[Any, torch.device, bool], tuple[Iterable, Iterable]] | None = field(default=None, repr=False)
 
     def config(self) -> dict:
         """What the checkpoint hash covers: family, architecture and training config."""
@@ -117,7 +119,7 @@ def fit_run(name: str, run: Run, device: torch.device | str | None = None, direc
     with training_lock(stem) if main else contextlib.nullcontext():
         env.seed_everything(run.train.seed)            # seed first: the seed alone fixes the initial weights
         model = run.build(run.model).to(device)
-        train_loader, valid_loader = loaders(run.train, device, smoke)
+        train_loader, valid_loader = (run.data or loaders)(run.train, device, smoke)
         trainer: Trainer | None = None
         # the objective may read training progress (epochs done, a float) for schedules such as KL warm-up
         objective = run.objective(run.train, lambda: trainer.step / len(train_loader))
