@@ -139,6 +139,35 @@ def test_traversal_dims_default_active_and_errors() -> None:
         widgets.traversal(dec.decode, std_normal(12), dims=[12])
 
 
+def test_bad_codes_and_bad_decoders_get_a_message_that_says_what_to_do() -> None:
+    """NaN survives clamp(0, 1) and used to be drawn as black pixels; wrong dtypes crashed deep inside."""
+    dec, prior = LinearDecoder(4), std_normal(4)
+    for z0, match in ((torch.tensor([0.0, float("nan"), 0.0, 0.0]), r"non-finite entries at \[1\].*reload"),
+                      (torch.zeros(4, dtype=torch.complex64), "dtype torch.complex64.*real"),
+                      (torch.zeros(4, dtype=torch.bool), "dtype torch.bool"),
+                      ("0 0 0 0", "tensor, array or list of numbers"),
+                      (torch.zeros(2, 2, 2), r"has 8 entries.*shape \(4,\)")):
+        with pytest.raises((ValueError, TypeError), match=match):
+            widgets.traversal(dec.decode, prior, z0=z0)
+    assert widgets.traversal(dec.decode, prior, z0=[0, 1, 0, 0]).images          # ints and lists are fine
+    assert widgets.traversal(dec.decode, prior, z0=np.zeros(4)).images
+    with pytest.raises(ValueError, match="z_end has non-finite"):
+        widgets.interpolation(dec.decode, torch.zeros(4), torch.full((4,), float("inf")))
+    with pytest.raises(ValueError, match="z0 has non-finite"):
+        widgets.manifold(dec.decode, prior, z0=torch.full((4,), float("nan")))
+    for kwargs in ({"span": 0.0}, {"span": float("nan")}, {"steps": 1}, {"steps": 2.5}):
+        with pytest.raises(ValueError, match="span > 0 and an integer steps"):
+            widgets.traversal(dec.decode, prior, **kwargs)
+    with pytest.raises(ValueError, match="steps >= 2"):
+        widgets.interpolation(dec.decode, torch.zeros(4), torch.ones(4), steps=1)
+    broken = lambda z: dec.decode(z).mean * float("nan")                         # noqa: E731  diverged weights
+    with pytest.raises(ValueError, match="non-finite pixels in 11 of 11 images.*reload"):
+        widgets.traversal(broken, prior, dims=[0], steps=11)
+    levels = lambda z: (dec.decode(z).mean * 255).to(torch.uint8)                 # noqa: E731
+    with pytest.raises(TypeError, match="torch.uint8 images; return floats in \\[0, 1\\]"):
+        widgets.traversal(levels, prior)
+
+
 def test_traversal_uses_the_prior_scale() -> None:
     prior = Independent(Normal(torch.ones(3), 2 * torch.ones(3)), 1)
     d = data_of(widgets.traversal(LinearDecoder(3).decode, prior, span=3.0, steps=3).static_html())

@@ -15,6 +15,7 @@ so every model family of the course can use them. Each explorer has two faces:
 from __future__ import annotations
 
 import io
+import math
 from typing import Sequence
 
 import numpy as np
@@ -23,7 +24,7 @@ from PIL import Image
 from torch.distributions import Distribution
 
 from .explorer import LatentExplorer, _live_box
-from .frames import Decode, _device, _is_normal, _prior_moments, _r, _slerp, decode_images, png_uri, tile
+from .frames import Decode, _device, as_code, _is_normal, _prior_moments, _r, _slerp, decode_images, png_uri, tile
 
 # ----------------------------------------------------------------------------- the three explorers
 def traversal(decode: Decode, prior: Distribution, z0: torch.Tensor | None = None,
@@ -38,12 +39,12 @@ def traversal(decode: Decode, prior: Distribution, z0: torch.Tensor | None = Non
     slider moves every dimension's offset at once, one image per dimension, and below it one
     picture of the whole traversal: a row per dimension, a column per offset.
     """
+    if not (math.isfinite(span) and span > 0 and int(steps) == steps >= 2):
+        raise ValueError(f"traversal needs span > 0 and an integer steps >= 2, got span={span}, steps={steps}")
     device = _device(decode, prior)
     mean, std = _prior_moments(prior)
     m = mean.numel()
-    z0 = (mean if z0 is None else torch.as_tensor(z0, dtype=torch.float32).reshape(-1)).detach().float().cpu()
-    if z0.numel() != m:
-        raise ValueError(f"z0 has {z0.numel()} entries but the prior has {m} latent dimensions")
+    z0 = mean.detach().float().cpu() if z0 is None else as_code(z0, "z0", m)
     scale = std.float().cpu() if relative else torch.ones(m)
     offsets = torch.linspace(-span, span, steps)            # (T,) in sigma units
     active = isinstance(dims, str)
@@ -108,8 +109,9 @@ def interpolation(decode: Decode, z_start: torch.Tensor, z_end: torch.Tensor, st
     """
     if method not in ("linear", "slerp"):
         raise ValueError(f"method must be 'linear' or 'slerp', got {method!r}")
-    a = torch.as_tensor(z_start, dtype=torch.float32).detach().reshape(-1).cpu()
-    b = torch.as_tensor(z_end, dtype=torch.float32).detach().reshape(-1).cpu()
+    if not int(steps) == steps >= 2:
+        raise ValueError(f"interpolation needs an integer steps >= 2, got {steps}")
+    a, b = as_code(z_start, "z_start"), as_code(z_end, "z_end")
     if a.shape != b.shape:
         raise ValueError(f"z_start and z_end differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
     device = _device(decode, None)
@@ -156,7 +158,7 @@ def manifold(decode: Decode, prior: Distribution, grid: int = 15, span: float | 
     m = mean.numel()
     if m < 2 or len(set(dims)) != 2 or not all(0 <= d < m for d in dims):
         raise ValueError(f"manifold needs two distinct latent dims in range; the prior has {m}, dims={dims}")
-    z0 = (mean if z0 is None else torch.as_tensor(z0, dtype=torch.float32).reshape(-1)).detach().float().cpu()
+    z0 = mean.detach().float().cpu() if z0 is None else as_code(z0, "z0", m)
     p = torch.linspace(q, 1 - q, grid, dtype=torch.float64)
     if span is not None:
         axes = [torch.linspace(-span, span, grid)] * 2

@@ -32,6 +32,29 @@ def _device(decode: Decode, prior: Distribution | None) -> torch.device:
     return torch.device("cpu")
 
 
+def as_code(z: object, name: str, dims: int | None = None) -> torch.Tensor:
+    """A latent code given by a reader as a flat float32 CPU tensor, or a clear error.
+
+    Introduced in: The variational autoencoder. Accepts tensors, arrays and lists of real
+    numbers (any device); refuses complex, non-numeric, non-finite or wrongly sized input.
+    """
+    if isinstance(z, torch.Tensor) and (z.is_complex() or z.dtype == torch.bool):
+        raise TypeError(f"{name} has dtype {z.dtype}; give real numbers, e.g. {name}.float() of a real code")
+    try:
+        t = torch.as_tensor(z if not isinstance(z, torch.Tensor) else z.detach().cpu(), dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{name} must be a tensor, array or list of numbers, got {type(z).__name__} ({err})") from None
+    t = t.reshape(-1)
+    if dims is not None and t.numel() != dims:
+        raise ValueError(f"{name} has {t.numel()} entries but the prior has {dims} latent dimensions; "
+                         f"pass one code of shape ({dims},), e.g. model.encode(x[:1]).mean[0]")
+    if not torch.isfinite(t).all():
+        bad = (~torch.isfinite(t)).nonzero().reshape(-1).tolist()
+        raise ValueError(f"{name} has non-finite entries at {bad[:8]}; a NaN code usually comes from "
+                         "a model whose training diverged: reload its checkpoint")
+    return t
+
+
 @torch.no_grad()
 def decode_images(decode: Decode, z: torch.Tensor) -> torch.Tensor:
     """Mean images E[x|z] as a (B, H, W) float tensor on the CPU, clamped to [0, 1].
@@ -47,7 +70,14 @@ def decode_images(decode: Decode, z: torch.Tensor) -> torch.Tensor:
             out = (probs * levels).sum(-1) / (probs.shape[-1] - 1)
         else:
             out = out.mean                                  # Bernoulli: probs; Normal: loc
+    if not out.dtype.is_floating_point:
+        raise TypeError(f"decode(z) gave {out.dtype} images; return floats in [0, 1] "
+                        "(e.g. divide 0-255 levels by 255) or a torch distribution")
     x = out.detach().float().cpu()
+    if not torch.isfinite(x).all():             # clamp keeps NaN: refuse instead of drawing black pixels
+        bad = int((~torch.isfinite(x.flatten(1))).any(1).sum())
+        raise ValueError(f"decode(z) gave non-finite pixels in {bad} of {len(x)} images; check that the "
+                         "codes are finite and the model's weights are not NaN (reload its checkpoint)")
     if x.dim() == 4:                                        # (B, C, H, W): first channel
         x = x[:, 0]
     elif x.dim() == 2:                                      # (B, H*W) -> (B, H, W)
