@@ -286,6 +286,18 @@ def test_the_student_edition_config_differs_only_where_it_should() -> None:
 
 
 @pytest.mark.parametrize("path", notebook.notebooks(), ids=lambda p: p.name)
+def test_every_chapter_says_how_long_it_runs_and_whether_it_trains(path: Path) -> None:
+    """The box at the top reads what `timing.report` glues at the end (measured or marked estimated)."""
+    cells = json.loads(path.read_text())["cells"]
+    top = "".join(cells[0]["source"])
+    assert "{admonition} Running this chapter" in top, f"{path.name}: the first cell needs the run-time box"
+    for key in ("rt_mode", "rt_read", "rt_retrain"):
+        assert f"{{glue:text}}`{key}`" in top, f"{path.name}: the box should show {key}"
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    assert any("timing.report(chapter_start" in c for c in code), f"{path.name}: call timing.report at the end"
+
+
+@pytest.mark.parametrize("path", notebook.notebooks(), ids=lambda p: p.name)
 def test_every_exercise_states_its_difficulty_and_time(path: Path) -> None:
     """Each {exercise} says how hard it is and how long it takes; an autograded one says the same
     as its answer cell's `exercise_header`."""
