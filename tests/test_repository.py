@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import unicodedata
@@ -291,10 +292,14 @@ def test_every_chapter_says_how_long_it_runs_and_whether_it_trains(path: Path) -
     cells = json.loads(path.read_text())["cells"]
     top = "".join(cells[0]["source"])
     assert "{admonition} Running this chapter" in top, f"{path.name}: the first cell needs the run-time box"
-    for key in ("rt_mode", "rt_read", "rt_retrain"):
-        assert f"{{glue:text}}`{key}`" in top, f"{path.name}: the box should show {key}"
-    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
-    assert any("timing.report(chapter_start" in c for c in code), f"{path.name}: call timing.report at the end"
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    call = re.search(r"timing\.report\(chapter_start, (.+?), [\w.]*device\)", code)
+    assert call, f"{path.name}: call timing.report(chapter_start, names, device) at the end"
+    loads = call.group(1) != "[]"
+    keys = ["rt_read"] + (["rt_models", "rt_train", "rt_train_device", "rt_t4", "rt_tflop"] if loads else [])
+    for key in keys:
+        assert re.search(r"\{glue:text\}`" + key + "[`:]", top), f"{path.name}: the box should show {key}"
+    assert ("loads no shipped model" in top) != loads, f"{path.name}: the box says the wrong thing about loading"
 
 
 @pytest.mark.parametrize("path", notebook.notebooks(), ids=lambda p: p.name)

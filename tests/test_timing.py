@@ -33,15 +33,23 @@ def test_retraining_sums_the_records_and_estimates_the_t4_from_flops() -> None:
     assert 0 < r["t4_seconds"] < r["seconds"]
 
 
-def test_report_glues_sentences_that_say_measured_and_estimated(monkeypatch) -> None:
+def test_report_glues_what_the_box_shows(monkeypatch) -> None:
     glued = {}
     monkeypatch.setattr(timing, "glue", lambda name, value, display=False: glued.setdefault(name, value))
-    timing.report(time.perf_counter() - 75.0, ["tour_classifier"], "cpu")
-    assert glued["rt_read"].startswith("75 s on CPU") and "loads 1 shipped model " in glued["rt_mode"]
-    assert "(measured" in glued["rt_retrain"] and "(estimated, not measured" in glued["rt_retrain"]
+    timing.report(time.perf_counter() - 75.0, ["tour_classifier", "vae_mlp32"], "cpu")
+    assert glued["rt_read"].startswith("75 s on CPU") and glued["rt_models"] == "2 shipped models"
+    r = timing.retraining(["tour_classifier", "vae_mlp32"])
+    assert glued["rt_train"] == timing._duration(r["seconds"]) and glued["rt_tflop"] == r["flops"] / 1e12
+    assert glued["rt_t4_util"] == timing.T4_UTILISATION and glued["rt_step_ms"] == timing.T4_STEP_OVERHEAD_S * 1e3
     glued.clear()
     timing.report(time.perf_counter() - 600.0, [], "cpu")
-    assert glued["rt_read"].startswith("10 min") and "loads no shipped model" in glued["rt_mode"]
+    assert list(glued) == ["rt_read"] and glued["rt_read"].startswith("10 min")
+
+
+def test_durations_and_devices_read_well() -> None:
+    assert [timing._duration(s) for s in (42, 600, 7200)] == ["42 s", "10 min", "2.0 h"]
+    assert timing._devices(["CPU (x86_64, 1 threads)", "CPU (x86_64, 2 threads)"]) == "CPU (x86_64, 1 or 2 threads)"
+    assert timing._devices(["NVIDIA H200", "CPU (x86_64, 2 threads)"]) == "NVIDIA H200, CPU (x86_64, 2 threads)"
 
 
 def test_an_unknown_model_name_is_a_clear_error() -> None:

@@ -13,6 +13,7 @@ Introduced in: How to use this book. Every chapter ends with `report(chapter_sta
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Sequence
 
@@ -73,32 +74,38 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
+def _devices(names: Sequence[str]) -> str:
+    """'CPU (x86_64, 1 or 2 threads)' rather than one entry per thread count."""
+    cpus = [re.fullmatch(r"CPU \((.+), (\d+) threads?\)", n) for n in names]
+    if len(names) > 1 and all(cpus) and len({m.group(1) for m in cpus}) == 1:
+        threads = sorted({int(m.group(2)) for m in cpus})
+        return f"CPU ({cpus[0].group(1)}, {' or '.join(map(str, threads))} threads)"
+    return ", ".join(names)
+
+
 def report(chapter_start: float, names: Sequence[str] = (), device: torch.device | str | None = None) -> dict:
     """Glue and print this chapter's run times (introduced in: How to use this book).
 
     ``chapter_start`` is the `time.perf_counter()` of the chapter's first cell; ``names`` the
-    shipped models the chapter loads or reads. Glues ``rt_read`` (measured), ``rt_mode`` and
-    ``rt_retrain`` (sentences for the "Running this chapter" box at the top of the page).
+    shipped models the chapter loads or reads. Glues what the "Running this chapter" box at the
+    top of the page shows: ``rt_read`` (measured) and, when there are models, ``rt_models``,
+    ``rt_train`` and ``rt_train_device`` (measured, from the records), ``rt_t4``, ``rt_tflop``,
+    ``rt_t4_util`` and ``rt_step_ms`` (the estimate and its assumptions).
     """
     read_s = time.perf_counter() - chapter_start
     where = env.device_name(torch.device(device) if device is not None else env.pick_device())
     glue("rt_read", f"{_duration(read_s)} on {where}")
+    print(f"chapter ran in {read_s:.1f} s on {where} (measured)")
     if not names:
-        glue("rt_mode", "trains everything it shows in the page itself; it loads no shipped model")
-        glue("rt_retrain", "There is no shipped model to retrain.")
-        print(f"chapter ran in {read_s:.1f} s on {where} (measured); it loads no shipped model")
         return {"read_s": read_s}
     r = retraining(names)
-    glue("rt_mode", f"loads {len(names)} shipped model{'s' * (len(names) > 1)} and trains only small "
-                    "demonstrations itself")
-    glue("rt_retrain",
-         f"Retraining {'them' if len(names) > 1 else 'it'} with python -m course_lib.retrain NAME took "
-         f"{_duration(r['seconds'])} on {', '.join(r['devices'])} (measured: the records' wall times). "
-         f"On a Colab T4 it would take about {_duration(r['t4_seconds'])} (estimated, not measured: "
-         f"{r['flops'] / 1e12:.1f} TFLOP counted on the models' own training steps at "
-         f"{T4_UTILISATION:.0%} of the T4's {T4_FP32_PEAK / 1e12:.1f} TFLOP/s FP32 peak, plus "
-         f"{T4_STEP_OVERHEAD_S * 1e3:.0f} ms for each of {r['steps']:,.0f} steps).")
-    print(f"chapter ran in {read_s:.1f} s on {where} (measured)")
-    print(f"retraining {len(names)} models: {r['seconds'] / 60:.1f} min on {', '.join(r['devices'])} (records); "
+    glue("rt_models", f"{len(names)} shipped model{'s' * (len(names) > 1)}")
+    glue("rt_train", _duration(r["seconds"]))
+    glue("rt_train_device", _devices(r["devices"]))
+    glue("rt_t4", _duration(r["t4_seconds"]))
+    glue("rt_tflop", r["flops"] / 1e12)
+    glue("rt_t4_util", T4_UTILISATION)
+    glue("rt_step_ms", T4_STEP_OVERHEAD_S * 1e3)
+    print(f"retraining {len(names)} models: {r['seconds'] / 60:.1f} min on {_devices(r['devices'])} (records); "
           f"Colab T4 estimate {r['t4_seconds'] / 60:.1f} min from {r['flops'] / 1e12:.2f} TFLOP")
     return {"read_s": read_s, **r}
