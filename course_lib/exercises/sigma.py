@@ -7,6 +7,7 @@ from typing import Callable
 
 import torch
 
+from ..nets import MNIST_SHAPE
 from ..objectives_sigma import optimal_log_sigma
 from .check import ExerciseError, check_close
 
@@ -27,7 +28,7 @@ def check_optimal_sigma(your_fn: Callable[[torch.Tensor, torch.Tensor], tuple]) 
     """
     g = torch.Generator().manual_seed(11)
     got_s, got_l, want_s, want_l, slips_s, slips_l = [], [], [], [], {}, {}
-    for b, shape, scale in ((16, (1, 28, 28), 0.1), (5, (1, 8, 8), 0.3), (32, (3, 4, 4), 0.02)):
+    for b, shape, scale in ((16, MNIST_SHAPE, 0.1), (5, (1, 8, 8), 0.3), (32, (3, 4, 4), 0.02)):
         x = torch.rand(b, *shape, generator=g, dtype=torch.float64)
         mean = (x + scale * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
         out = your_fn(x.clone(), mean.clone())
