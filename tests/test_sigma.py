@@ -202,3 +202,33 @@ def test_sigma_runs_table_and_unchanged_vae_hashes() -> None:
     assert "sigma_mode" not in VAEConfig.__dataclass_fields__
     for name in ("vae_gauss_s010", "vae_gauss_s071", "vae_gauss_meanmse", "vae_mlp32"):
         assert read_record(runs.checkpoint_dir() / name)["config_hash"] == runs.get(name).hash()
+
+
+def test_sample_grid_round_trip() -> None:
+    images = torch.rand(8, *MNIST_SHAPE)
+    back = sg.read_png_grid(sg.png_grid(images))                            # (H, 8 W) uint8
+    assert back.shape == (MNIST_SHAPE[1], 8 * MNIST_SHAPE[2])
+    first = torch.from_numpy(back[:, : MNIST_SHAPE[2]].copy()).float() / 255
+    assert (first - images[0, 0]).abs().max() <= 0.5 / 255 + 1e-6
+
+
+# ----------------------------------------------------------------------------- exercise
+def test_optimal_sigma_check_passes_the_answer_and_names_the_slips(capsys) -> None:
+    from course_lib.exercises import ExerciseError
+    from course_lib.exercises.sigma import check_optimal_sigma
+
+    def right(x, mean):
+        mse = (x - mean).square().mean()
+        return mse.sqrt(), x[0].numel() / 2 * (1 + torch.log(2 * math.pi * mse))
+
+    check_optimal_sigma(right)
+    assert capsys.readouterr().out.count("Correct") == 2
+    slips = {"variance": lambda x, m: (right(x, m)[0] ** 2, right(x, m)[1]),
+             "per-PIXEL": lambda x, m: ((x - m).square().flatten(1).sum(1).mean().sqrt(), right(x, m)[1]),
+             "2 pi": lambda x, m: (right(x, m)[0], right(x, m)[1] - x[0].numel() / 2 * math.log(2 * math.pi)),
+             "you summed it": lambda x, m: (right(x, m)[0], right(x, m)[1] * len(x))}
+    for hint, fn in slips.items():
+        with pytest.raises(ExerciseError, match=hint):
+            check_optimal_sigma(fn)
+    with pytest.raises(ExerciseError, match="pair"):
+        check_optimal_sigma(lambda x, m: None)
