@@ -41,3 +41,45 @@ def classification_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tenso
     x, y = batch
     logits = model(x)                                                   # (B, classes)
     return {"loss": F.cross_entropy(logits, y), "accuracy": (logits.argmax(-1) == y).float().mean()}
+
+
+@dataclass(frozen=True)
+class LeNetConfig:
+    """Architecture of `LeNet`, LeNet-5 for 1-channel images (introduced in: β versus σ: the decoder variance)."""
+
+    image_shape: tuple[int, int, int] = MNIST_SHAPE  # (C, H, W); H, W >= 12
+    features: int = 84                               # width of the penultimate layer, the FLD features
+    classes: int = 10
+
+
+class LeNet(nn.Module):
+    """LeNet-5 (LeCun et al. 1998) with ReLUs and max-pooling, about 62k parameters.
+
+    Introduced in: β versus σ: the decoder variance. ``features(x)`` is the penultimate layer
+    (B, 84), on which the Fréchet LeNet distance is computed; ``forward`` gives class logits.
+    ``num_features`` lets torchmetrics' FID use it as a feature extractor.
+    """
+
+    def __init__(self, config: LeNetConfig = LeNetConfig()) -> None:
+        super().__init__()
+        self.config = c = config
+        self.num_features = c.features
+        h, w = ((s // 2 - 4) // 2 for s in c.image_shape[1:])       # 5x5 'same' conv, pool, 5x5 valid conv, pool
+        self.body = nn.Sequential(
+            nn.Conv2d(c.image_shape[0], 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),   # (B, 6, H/2, W/2)
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),              # (B, 16 h w)
+            nn.Linear(16 * h * w, 120), nn.ReLU(), nn.Linear(120, c.features), nn.ReLU())  # (B, 84)
+        self.head = nn.Linear(c.features, c.classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer activations (B, features) of images x (B, C, H, W) in [0, 1].
+
+        Introduced in: β versus σ: the decoder variance.
+        """
+        if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.config.image_shape):
+            raise ValueError(f"LeNet expects images of shape (B, {', '.join(map(str, self.config.image_shape))}); "
+                             f"got {tuple(x.shape)}: reshape flat vectors to images first")
+        return self.body(x.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

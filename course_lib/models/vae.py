@@ -41,6 +41,35 @@ class VAEConfig:
                 raise ValueError(f"VAEConfig.{field}={getattr(self, field)!r}; choose one of {', '.join(allowed)}")
 
 
+SIGMA_MODES = ("fixed", "learned", "per_pixel", "optimal")
+
+
+@dataclass(frozen=True)
+class SigmaVAEConfig(VAEConfig):
+    """A Gaussian-decoder `VAE` whose sigma is fixed, learned (one scalar or one per pixel) or set in closed form.
+
+    Introduced in: β versus σ: the decoder variance. (A subclass, so the configs, and hashes, of
+    the VAEs shipped with `VAEConfig` are unchanged.) ``learned`` and ``per_pixel`` hold a raw
+    parameter r and use log sigma = m + softplus(r - m), a soft floor at m = ``min_log_sigma``;
+    ``optimal`` keeps log sigma in a buffer that the objective sets to log sqrt(MSE) (Rybkin et al. 2021).
+    """
+
+    likelihood: str = "gaussian"
+    sigma_mode: str = "fixed"       # "fixed" (``sigma``) | "learned" | "per_pixel" | "optimal"
+    min_log_sigma: float = -4.6     # the soft floor m of log sigma (sigma >= ~0.01)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.sigma_mode not in SIGMA_MODES or self.likelihood != "gaussian":
+            raise ValueError(f"SigmaVAEConfig needs likelihood='gaussian' and sigma_mode in {SIGMA_MODES}; "
+                             f"got {self.likelihood!r}, {self.sigma_mode!r}")
+
+
+def soft_clip_log_sigma(raw: torch.Tensor, floor: float) -> torch.Tensor:
+    """log sigma = m + softplus(r - m): ~r above the floor m, never below it, smooth (introduced in: β versus σ: the decoder variance)."""
+    return floor + nn.functional.softplus(raw - floor)
+
+
 class VAE(nn.Module):
     """A VAE with Gaussian q(z|x) (introduced in: The variational autoencoder)."""
 
@@ -61,6 +90,23 @@ class VAE(nn.Module):
             self.mix_logstd = nn.Parameter(torch.zeros(c.components, c.latent))
         elif c.prior == "vamp":  # J learnable pseudo-inputs u_j, through a sigmoid into [0, 1]
             self.pseudo = nn.Parameter(torch.randn(c.components, *c.image_shape) * 0.1)
+        mode = getattr(c, "sigma_mode", "fixed")
+        if mode in ("learned", "per_pixel"):   # raw r of the soft-clipped log sigma: () or (C, H, W), sigma = 1 at start
+            self.log_sigma_raw = nn.Parameter(torch.zeros(() if mode == "learned" else c.image_shape))
+        elif mode == "optimal":                # log sigma* = log sqrt(MSE), written by the objective, not trained
+            self.register_buffer("log_sigma_opt", torch.zeros(()))
+
+    def log_sigma(self) -> torch.Tensor:
+        """log sigma of the Gaussian decoder: fixed, soft-clipped learned, or the closed-form buffer.
+
+        Introduced in: β versus σ: the decoder variance.
+        """
+        mode = getattr(self.config, "sigma_mode", "fixed")
+        if mode in ("learned", "per_pixel"):
+            return soft_clip_log_sigma(self.log_sigma_raw, self.config.min_log_sigma)
+        if mode == "optimal":
+            return self.log_sigma_opt
+        return torch.tensor(self.config.sigma, device=self.zero.device).log()
 
     def encode(self, x: torch.Tensor) -> Independent:
         """q(z|x) = N(mu(x), diag sigma^2(x)), one M-dimensional event per image."""
@@ -71,7 +117,8 @@ class VAE(nn.Module):
         """p(x|z) for z of shape (..., M); ``.mean`` is image-shaped (..., C, H, W), in [0, 1]."""
         lead = z.shape[:-1]
         out = self.decoder(z.reshape(-1, z.shape[-1]))                                 # (prod(lead), C', H, W)
-        return D.likelihood(self.config.likelihood, out.reshape(*lead, *out.shape[1:]), self.config.sigma)
+        sigma = self.config.sigma if getattr(self.config, "sigma_mode", "fixed") == "fixed" else self.log_sigma().exp()
+        return D.likelihood(self.config.likelihood, out.reshape(*lead, *out.shape[1:]), sigma)
 
     def prior(self) -> Distribution:
         """p(z): N(0, I), a learnable mixture of Gaussians, or the VampPrior (1/J) sum_j q(z|u_j)."""

@@ -12,12 +12,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import autoencoders, disentanglement, toolkit, vae
+from . import autoencoders, disentanglement, sigma, toolkit, vae
 from .base import Run, TrainConfig, checkpoint_dir, fit_run, smoke_dir
 from .base import trained as _trained
 
 SHIPPED: dict[str, Run] = {**toolkit.SHIPPED, **autoencoders.SHIPPED, **vae.SHIPPED,
-                           **disentanglement.SHIPPED}
+                           **disentanglement.SHIPPED, **sigma.SHIPPED}
 
 
 def get(name: str) -> Run:
