@@ -98,3 +98,22 @@ def test_quadrant_nll_matches_brute_force_and_the_baseline_is_its_cross_entropy(
     logits = base.decode_logits(None, x, mask)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
     assert torch.allclose(quadrant_nll(base, x, mask, k=100), (bce * (1 - mask)).sum((1, 2, 3)))
+
+
+def test_label_sliders_widget_has_a_frame_per_label_and_position() -> None:
+    pytest.importorskip("ipywidgets")
+    from course_lib import widgets
+
+    torch.manual_seed(0)
+    model = CVAE(CVAEConfig(latent=3)).eval()
+    ex = widgets.label_sliders(model.decode, 3, [str(c) for c in range(10)], dims=(0, 2), steps=3)
+    assert ex.n_frames == 10 * 3 * 3 and len(ex.images[0][1]) == ex.n_frames
+    assert ex.images[0][1][0] != ex.images[0][1][9]                                 # label 0 vs label 1, same z
+    html = ex.static_html()
+    assert html.count('type="range"') == 3 and "label" in html
+    ex.live()
+    before = ex.image.value
+    ex.controls["label"].value = 7                                                  # the live face re-decodes
+    assert ex.image.value != before
+    with pytest.raises(ValueError, match="dims"):
+        widgets.label_sliders(model.decode, 3, ["a"], dims=(5,))

@@ -44,18 +44,18 @@ def test_straight_through_gradient_is_the_identity_on_the_encoder_side() -> None
 
 
 def test_ema_update_matches_a_hand_computation() -> None:
-    c = VQVAEConfig(codes=3, dim=2, kmeans_init=False, restart=False, decay=0.9, eps=1e-5)
+    c = VQVAEConfig(codes=3, dim=2, kmeans_init=False, restart=False, decay=0.9, eps=0.5)   # a large eps: visible
     vq = VectorQuantizer(c)
     vq.codebook.data = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     vq.ema_sum.copy_(vq.codebook.data)
     z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [9.0, 1.0]])                          # codes 0, 0, 1
     vq.train()
-    _, idx = vq(z.t().reshape(1, 2, 3, 1).permute(0, 1, 2, 3).reshape(1, 2, 3, 1))
+    _, idx = vq(z.t().reshape(1, 2, 3, 1))                                         # (B, D, H, W) = (1, 2, 3, 1)
     assert idx.reshape(-1).tolist() == [0, 0, 1]
     count = 0.9 * torch.ones(3) + 0.1 * torch.tensor([2.0, 1.0, 0.0])               # N_k
     sums = 0.9 * torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]) + 0.1 * torch.tensor([[1.0, 1.0], [9.0, 1.0], [0.0, 0.0]])
     n = count.sum()
-    smoothed = (count + 1e-5) / (n + 3e-5) * n
+    smoothed = (count + 0.5) / (n + 3 * 0.5) * n                                  # Laplace: (N_k + eps) / (n + K eps) n
     assert torch.allclose(vq.ema_count, count) and torch.allclose(vq.ema_sum, sums)
     assert torch.allclose(vq.codebook, sums / smoothed[:, None])
 
@@ -184,3 +184,26 @@ def test_loading_a_prior_over_a_changed_parent_is_a_clear_error(monkeypatch) -> 
     assert discrete.load_parent(good, torch.device("cpu")) is parent
     run = discrete.prior_run(PixelCNNConfig(), "vqvae_mnist")
     assert run.config()["train"]["parent_sha256"] == discrete.parent_sha256("vqvae_mnist")  # in the hash
+
+
+def test_code_swap_widget_changes_only_the_swapped_cell_region() -> None:
+    pytest.importorskip("ipywidgets")
+    from course_lib import widgets
+
+    torch.manual_seed(0)
+    model = VQVAE(SMALL).eval()
+    grid = torch.randint(0, 16, (7, 7))
+    ex = widgets.code_swap(model.decode_codes, grid, candidates=[0, 5])
+    assert ex.n_frames == 7 * 7 * 3 and len(ex.images[0][1]) == ex.n_frames
+    assert ex.images[0][1][0] == ex.images[0][1][3]                                 # "original" of two cells: same image
+    assert html_ok(ex.static_html())
+    ex.live()
+    before = ex.image.value
+    ex.controls["code"].value = (int(grid[0, 0]) + 1) % 16                           # swap cell (0, 0)
+    assert ex.image.value != before
+    with pytest.raises(ValueError, match="one \\(h, w\\) grid"):
+        widgets.code_swap(model.decode_codes, grid[None], candidates=[1])
+
+
+def html_ok(html: str) -> bool:
+    return html.count('type="range"') == 3 and "new code" in html

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.distributions import Independent
+from torch.distributions import Bernoulli, Independent
 from torch.nn import functional as F
 
 from .. import distributions as D
@@ -69,8 +69,9 @@ class CVAE(nn.Module):
                 raise ValueError("this CVAE is conditional: pass the labels y (a (B,) tensor of class indices)")
             y2 = torch.broadcast_to(y, lead).reshape(-1)                              # (N,)
             z2 = torch.cat([z2, F.one_hot(y2, self.config.classes).to(z2.dtype)], -1)     # (N, M + classes)
-        out = self.decoder(z2)                                                       # (N, C, H, W) logits
-        return D.bernoulli(out.reshape(*lead, *out.shape[1:]))
+        out = self.decoder(z2).reshape(*lead, *self.config.image_shape)             # (..., C, H, W) logits
+        # no support check: Fashion-MNIST's grey levels enter the Bernoulli cross-entropy as soft targets
+        return Independent(Bernoulli(logits=out, validate_args=False), 3)
 
     def prior(self) -> Independent:
         """p(z) = N(0, I) (the label is independent of z under the model)."""
