@@ -127,6 +127,7 @@ class QuadrantCVAE(nn.Module):
             self.recognition = conv_encoder(two, c.channels, 2 * c.latent)           # q(z|x_o, x_h)
 
     def _context(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        mask = mask.expand_as(x)                                                     # one mask for all: (B, C, H, W)
         return self.context(torch.cat([x * mask, mask], 1))                          # (B, context)
 
     def prior(self, x: torch.Tensor, mask: torch.Tensor) -> Independent:
@@ -136,7 +137,7 @@ class QuadrantCVAE(nn.Module):
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor) -> Independent:
         """q(z|x_o, x_h): sees the whole image (and which part is observed)."""
-        mu, logvar = self.recognition(torch.cat([x, mask], 1)).chunk(2, -1)
+        mu, logvar = self.recognition(torch.cat([x, mask.expand_as(x)], 1)).chunk(2, -1)
         return D.diagonal_gaussian(mu, logvar)
 
     def decode_logits(self, z: torch.Tensor | None, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
