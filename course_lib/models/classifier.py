@@ -83,3 +83,30 @@ class LeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+@dataclass(frozen=True)
+class ConvClassifierConfig:
+    """Architecture of `ConvClassifier` (introduced in: Conditional VAEs)."""
+
+    image_shape: tuple[int, int, int] = MNIST_SHAPE  # (C, H, W)
+    channels: int = 8                                # first conv width (doubled in the second)
+    classes: int = 10
+
+
+class ConvClassifier(nn.Module):
+    """A small judge of generated digits: two 5x5 conv + max-pool blocks and a linear layer.
+
+    Introduced in: Conditional VAEs. x (B, C, H, W) -> class logits (B, classes).
+    """
+
+    def __init__(self, config: ConvClassifierConfig = ConvClassifierConfig()) -> None:
+        super().__init__()
+        self.config = c = config
+        h, w = c.image_shape[1] // 4, c.image_shape[2] // 4                      # after two 2x2 pools
+        self.net = nn.Sequential(nn.Conv2d(c.image_shape[0], c.channels, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Conv2d(c.channels, 2 * c.channels, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Flatten(), nn.Linear(2 * c.channels * h * w, c.classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from torch.distributions import Distribution
 
+from .discrete import code_swap, label_sliders
 from .explorer import LatentExplorer, _live_box
 from .frames import Decode, _device, as_code, _is_normal, _prior_moments, _r, _slerp, decode_images, png_uri, tile
 

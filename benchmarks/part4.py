@@ -1,0 +1,153 @@
+"""Train Part IV's runs (conditional VAEs; VQ-VAE and its PixelCNN prior) and write the targets.
+
+A measurement, not a test. ``train NAME ...`` trains the named runs of
+`course_lib.runs.conditional` and `course_lib.runs.discrete` one after the other (resuming
+interrupted ones, skipping finished ones). Train ``pixelcnn_mnist`` in a process started after
+``vqvae_mnist`` finished: its config holds the parent's weight hash, read at import.
+``targets`` reads the records, checks the targets of the issue and writes them, under
+``"targets"``, into every record of the part (weights untouched):
+
+  CVAE: -log p(x_h|x_o) <= 72 nats with one quadrant observed and >= 25 nats below the baseline;
+  the judge assigns the conditioning label to >= 98% of 10,000 samples; 0 <= NLL(x) - NLL(x|y) <= ln 10
+  (NLL(x) of the separately trained unconditional network; also with the CVAE's own marginal).
+  VQ-VAE: >= 95% of codes used and perplexity >= K/2 (EMA + restarts); PixelCNN code NLL <= half of
+  49 ln K; class-conditional prior samples judged as their class >= 90%.
+
+Usage::
+
+  python benchmarks/part4.py train mnist_classifier cvae_mnist --threads 1
+  python benchmarks/part4.py targets
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from course_lib import runs
+from course_lib.checkpoint import CheckpointError, read_record, save_checkpoint
+from course_lib.evaluation import eval_images, test_subset
+from course_lib.objectives_conditional import conditional_log_likelihood
+from course_lib.runs import conditional, discrete
+
+LOCAL = Path(__file__).resolve().parent / "results" / "weights"   # weights of record-only members
+NAMES = [*conditional.SHIPPED, *discrete.SHIPPED]
+TARGETS = {"sop_q1_nll_max": 72.0, "sop_q1_gain_min": 25.0, "cvae_sample_accuracy_min": 0.98,
+           "nll_gap_range": [0.0, math.log(10)], "codes_used_min": 0.95, "perplexity_min_fraction_of_k": 0.5,
+           "prior_code_nll_max_fraction_of_uniform": 0.5, "prior_sample_accuracy_min": 0.90}
+
+
+@torch.no_grad()
+def prior_sample_accuracy(n: int = 1000, seed: int = 0) -> float:
+    """Class-conditional PixelCNN samples decoded by the parent, judged by ``mnist_classifier``."""
+    prior, _ = runs.trained("pixelcnn_mnist", "cpu", allow_training=False)
+    parent = discrete.load_parent(runs.get("pixelcnn_mnist").train, torch.device("cpu"))
+    judge, _ = runs.trained("mnist_classifier", "cpu", allow_training=False)
+    y = torch.arange(n) % 10
+    gen = torch.Generator().manual_seed(seed)
+    codes = torch.cat([prior.sample(len(yb), yb, generator=gen) for yb in y.split(500)])
+    x = parent.decode_codes(codes).mean
+    return float((judge(x).argmax(-1) == y).float().mean())
+
+
+@torch.no_grad()
+def own_marginal_gap(n: int = 1000, k: int = 100) -> tuple[float, float]:
+    """log p(x|y) - log p(x) with the CVAE's own marginal p(x) = (1/10) sum_y p(x|y), on the test images
+    of `evaluate_cvae` (each term importance sampled); returns (mean gap, mean -log p(x))."""
+    model, _ = runs.trained("cvae_mnist", "cpu", allow_training=False)
+    data = test_subset("dynamic_mnist", n, "cpu")
+    x, y = eval_images(data), data.y
+    torch.manual_seed(0)
+    per_label = torch.stack([torch.cat([conditional_log_likelihood(model, xb, torch.full_like(yb, c), k)
+                                        for xb, yb in zip(x.split(100), y.split(100))]) for c in range(10)])
+    log_px = torch.logsumexp(per_label, 0) - math.log(10)                     # (n,) log (1/10) sum_y p(x|y)
+    log_pxy = per_label.gather(0, y[None])[0]                                  # (n,) log p(x|y_true)
+    return float((log_pxy - log_px).mean()), float(-log_px.mean())
+
+
+def table() -> dict:
+    """Every record's numbers and the targets checked."""
+    rec = {}
+    for name in NAMES:
+        try:
+            rec[name] = read_record(runs.checkpoint_dir() / name)
+        except CheckpointError:
+            pass
+    m = {k: r["metrics"] for k, r in rec.items()}
+    checks: dict = {}
+    if {"sop_cvae", "sop_baseline"} <= set(m):
+        q1 = m["sop_cvae"]["nll_q1"]
+        checks["sop_q1_nll"] = [q1, q1 <= TARGETS["sop_q1_nll_max"]]
+        gain = m["sop_baseline"]["nll_q1"] - q1
+        checks["sop_q1_gain"] = [gain, gain >= TARGETS["sop_q1_gain_min"]]
+    if "cvae_mnist" in m:
+        acc = m["cvae_mnist"]["sample_accuracy"]
+        checks["cvae_sample_accuracy"] = [acc, acc >= TARGETS["cvae_sample_accuracy_min"]]
+    if {"cvae_mnist", "cvae_mnist_uncond"} <= set(m):
+        gap = m["cvae_mnist_uncond"]["test_nll"] - m["cvae_mnist"]["test_nll"]
+        checks["nll_gap"] = [gap, 0.0 <= gap <= math.log(10)]
+        own, nll_x = own_marginal_gap()
+        checks["nll_gap_own_marginal"] = [own, 0.0 <= own <= math.log(10)]
+        checks["cvae_own_marginal_nll"] = [nll_x, None]
+    if "vqvae_mnist" in m:
+        vq, k = m["vqvae_mnist"], runs.get("vqvae_mnist").model.codes
+        checks["codes_used"] = [vq["test_codes_used"], vq["test_codes_used"] >= TARGETS["codes_used_min"]]
+        checks["perplexity"] = [vq["test_perplexity"], vq["test_perplexity"] >= k * TARGETS["perplexity_min_fraction_of_k"]]
+    if "pixelcnn_mnist" in m:
+        p = m["pixelcnn_mnist"]
+        frac = p["test_code_nll"] / p["uniform_code_nll"]
+        checks["prior_code_nll_fraction"] = [frac, frac <= TARGETS["prior_code_nll_max_fraction_of_uniform"]]
+        acc = prior_sample_accuracy()
+        checks["prior_sample_accuracy"] = [acc, acc >= TARGETS["prior_sample_accuracy_min"]]
+    if "mnist_classifier" in m:
+        checks["judge_test_accuracy"] = [m["mnist_classifier"]["test_accuracy"], None]
+    rows = {k: {"images_seen": r["images_seen"], "wall_time_s": round(r["wall_time_s"], 1), "device": r["device_name"],
+                "parameters": r["parameters"], "epochs": r["epochs"]} for k, r in rec.items()}
+    return {"targets": TARGETS, "checks": checks, "rows": rows, "missing": sorted(set(NAMES) - set(rec))}
+
+
+def write_targets(result: dict) -> None:
+    """Store the checks in every finished record of the part (the weights are not touched)."""
+    for name in result["rows"]:
+        stem = runs.checkpoint_dir() / name
+        record = read_record(stem)
+        record["targets"] = {k: result[k] for k in ("targets", "checks")}
+        model = runs.trained(name, device="cpu", allow_training=False)[0] if runs.get(name).ship_weights else None
+        save_checkpoint(stem, model, record)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("train", "targets"))
+    parser.add_argument("names", nargs="*")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.command == "train":
+        for name in args.names or NAMES:
+            try:
+                if read_record(runs.checkpoint_dir() / name)["config_hash"] == runs.get(name).hash():
+                    print(f"{name}: already trained, skipped", flush=True)
+                    continue
+            except CheckpointError:
+                pass
+            model, record = runs.fit(name, device="cpu", smoke=False)
+            if not runs.get(name).ship_weights:                       # kept locally (untracked)
+                LOCAL.mkdir(parents=True, exist_ok=True)
+                save_file(model.state_dict(), LOCAL / f"{name}.safetensors")
+            print(f"{name}: {record['images_seen']} images in {record['wall_time_s']:.0f} s", flush=True)
+        return 0
+    result = table()
+    write_targets(result)
+    print(json.dumps({k: result[k] for k in ("checks", "missing")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
