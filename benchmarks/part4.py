@@ -11,7 +11,9 @@ interrupted ones, skipping finished ones). Train ``pixelcnn_mnist`` in a process
   the judge assigns the conditioning label to >= 98% of 10,000 samples; 0 <= NLL(x) - NLL(x|y) <= ln 10
   (NLL(x) of the separately trained unconditional network; also with the CVAE's own marginal).
   VQ-VAE: >= 95% of codes used and perplexity >= K/2 (EMA + restarts); PixelCNN code NLL <= half of
-  49 ln K; class-conditional prior samples judged as their class >= 90%.
+  49 ln K; class-conditional prior samples judged as their class >= 90%. Reported beside them: the
+  Fréchet LeNet distance of chapter 07 for VQ-VAE + PixelCNN samples, uniform random codes and
+  Part II's Gaussian-prior VAE (`vae_mlp32`).
 
 Usage::
 
@@ -71,6 +73,31 @@ def own_marginal_gap(n: int = 1000, k: int = 100) -> tuple[float, float]:
     return float((log_pxy - log_px).mean()), float(-log_px.mean())
 
 
+@torch.no_grad()
+def sample_flds(n: int = 10_000, seed: int = 0) -> dict[str, float]:
+    """The Fréchet LeNet distance (chapter 07's definition: ``lenet_mnist`` features, float64, n samples
+    against the n test images) of decoder means: VQ-VAE + PixelCNN (class-balanced), VQ-VAE with
+    uniform random codes, and Part II's Bernoulli ``vae_mlp32`` with its N(0, I) prior."""
+    from course_lib.fld import fld
+    from course_lib.runs.sigma import reference_stats
+
+    device = torch.device("cpu")
+    lenet, ref = reference_stats("mnist", device, n)
+    prior, _ = runs.trained("pixelcnn_mnist", device, allow_training=False)
+    parent = discrete.load_parent(runs.get("pixelcnn_mnist").train, device)
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 10
+    codes = torch.cat([prior.sample(len(yb), yb, generator=gen) for yb in y.split(1000)])     # (n, 7, 7)
+    learned = torch.cat([parent.decode_codes(c).mean for c in codes.split(1000)])
+    uniform = torch.randint(0, parent.config.codes, codes.shape, generator=gen)
+    random_codes = torch.cat([parent.decode_codes(c).mean for c in uniform.split(1000)])
+    vae, _ = runs.trained("vae_mlp32", device, allow_training=False)
+    z = torch.randn(n, vae.config.latent, generator=gen)
+    vae_samples = torch.cat([vae.decode(b).mean for b in z.split(1000)])
+    return {"fld_vq_pixelcnn": fld(learned, ref, lenet), "fld_vq_uniform": fld(random_codes, ref, lenet),
+            "fld_vae_mlp32": fld(vae_samples, ref, lenet), "fld_n": n}
+
+
 def table() -> dict:
     """Every record's numbers and the targets checked."""
     rec = {}
@@ -105,6 +132,7 @@ def table() -> dict:
         checks["prior_code_nll_fraction"] = [frac, frac <= TARGETS["prior_code_nll_max_fraction_of_uniform"]]
         acc = prior_sample_accuracy()
         checks["prior_sample_accuracy"] = [acc, acc >= TARGETS["prior_sample_accuracy_min"]]
+        checks.update({k: [v, None] for k, v in sample_flds().items()})     # reported, not targets
     if "mnist_classifier" in m:
         checks["judge_test_accuracy"] = [m["mnist_classifier"]["test_accuracy"], None]
     rows = {k: {"images_seen": r["images_seen"], "wall_time_s": round(r["wall_time_s"], 1), "device": r["device_name"],
