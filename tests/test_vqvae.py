@@ -180,6 +180,10 @@ def test_loading_a_prior_over_a_changed_parent_is_a_clear_error(monkeypatch) -> 
     with pytest.raises(CheckpointError, match="Retrain the prior"):
         discrete.load_parent(train, torch.device("cpu"))
     from course_lib._files import tensors_sha256
+    shipped = replace(runs.get("pixelcnn_mnist").train, parent_sha256="0" * 64)  # the shipped prior's own name
+    monkeypatch.setitem(runs.SHIPPED, "pixelcnn_mnist", replace(runs.get("pixelcnn_mnist"), train=shipped))
+    with pytest.raises(CheckpointError, match="python -m course_lib.retrain pixelcnn_mnist`"):
+        discrete.load_parent(shipped, torch.device("cpu"))
     good = replace(train, parent_sha256=tensors_sha256({k: v for k, v in parent.state_dict().items()}))
     assert discrete.load_parent(good, torch.device("cpu")) is parent
     run = discrete.prior_run(PixelCNNConfig(), "vqvae_mnist")

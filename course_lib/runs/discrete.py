@@ -82,15 +82,16 @@ def load_parent(train: PriorTrain, device: torch.device) -> VQVAE:
 
     Introduced in: VQ-VAE and a learned prior.
     """
-    from . import trained
+    from . import SHIPPED, trained
 
     parent = trained(train.parent, device, allow_training=False)[0]
+    prior = next((n for n, r in SHIPPED.items() if r.train == train), "NAME")   # the prior's own run name
     found = tensors_sha256({k: v.detach().cpu() for k, v in parent.state_dict().items()})
     if train.parent_sha256 and found != train.parent_sha256:
         raise CheckpointError(f"this PixelCNN prior was trained on the codes of {train.parent} with weights "
                               f"{train.parent_sha256[:12]}..., but {train.parent} now has weights {found[:12]}...: "
                               f"its codes mean something else. Retrain the prior with "
-                              f"`python -m course_lib.retrain <prior name>`.")
+                              f"`python -m course_lib.retrain {prior}`.")
     return parent
 
 
