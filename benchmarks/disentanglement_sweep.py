@@ -25,11 +25,12 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from course_lib import runs
 from course_lib.checkpoint import CheckpointError, config_dict, read_record, save_checkpoint
 from course_lib.runs import disentanglement as dis
+from course_lib.runs.sweep import store_targets, train_missing
 
 LOCAL = Path(__file__).resolve().parent / "results" / "weights"   # weights of record-only sweep members
 TARGETS = {"tcvae_median_mig_min": 0.20, "vae_median_mig_max": 0.10, "best_factorvae_min": 0.75,
@@ -79,15 +80,7 @@ def table() -> dict:
 
 def write_targets(result: dict) -> None:
     """Store the table in every finished record of the sweep (the weights are not touched)."""
-    for name in result["rows"]:
-        stem = runs.checkpoint_dir() / name
-        record = read_record(stem)
-        record["targets"] = {k: result[k] for k in ("targets", "checks", "medians")}
-        if dis.SHIPPED[name].ship_weights:
-            model, _ = runs.trained(name, device="cpu", allow_training=False)
-            save_checkpoint(stem, model, record)
-        else:
-            save_checkpoint(stem, None, record)
+    store_targets(runs.SHIPPED, {k: result[k] for k in ("targets", "checks", "medians")}, list(result["rows"]))
 
 
 def reevaluate(name: str) -> None:
@@ -115,19 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.command == "train":
-        for name in args.names or list(dis.SHIPPED):
-            try:
-                record = read_record(runs.checkpoint_dir() / name)
-                if record["config_hash"] == runs.get(name).hash():
-                    print(f"{name}: already trained, skipped", flush=True)
-                    continue
-            except CheckpointError:
-                pass
-            model, record = runs.fit(name, device="cpu", smoke=False)
-            if not runs.get(name).ship_weights:                  # kept locally (untracked) for re-evaluation
-                LOCAL.mkdir(parents=True, exist_ok=True)
-                save_file(model.state_dict(), LOCAL / f"{name}.safetensors")
-            print(f"{name}: {record['images_seen']} images in {record['wall_time_s']:.0f} s", flush=True)
+        train_missing(runs.SHIPPED, args.names or list(dis.SHIPPED), local=LOCAL)
         return 0
     if args.command == "reevaluate":
         for name in args.names or list(dis.SHIPPED):

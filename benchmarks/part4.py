@@ -30,13 +30,13 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from course_lib import runs
-from course_lib.checkpoint import CheckpointError, read_record, save_checkpoint
+from course_lib.checkpoint import CheckpointError, read_record
 from course_lib.evaluation import eval_images, test_subset
 from course_lib.objectives_conditional import conditional_log_likelihood
 from course_lib.runs import conditional, discrete
+from course_lib.runs.sweep import store_targets, train_missing
 
 LOCAL = Path(__file__).resolve().parent / "results" / "weights"   # weights of record-only members
 NAMES = [*conditional.SHIPPED, *discrete.SHIPPED]
@@ -142,12 +142,7 @@ def table() -> dict:
 
 def write_targets(result: dict) -> None:
     """Store the checks in every finished record of the part (the weights are not touched)."""
-    for name in result["rows"]:
-        stem = runs.checkpoint_dir() / name
-        record = read_record(stem)
-        record["targets"] = {k: result[k] for k in ("targets", "checks")}
-        model = runs.trained(name, device="cpu", allow_training=False)[0] if runs.get(name).ship_weights else None
-        save_checkpoint(stem, model, record)
+    store_targets(runs.SHIPPED, {k: result[k] for k in ("targets", "checks")}, list(result["rows"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,18 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.command == "train":
-        for name in args.names or NAMES:
-            try:
-                if read_record(runs.checkpoint_dir() / name)["config_hash"] == runs.get(name).hash():
-                    print(f"{name}: already trained, skipped", flush=True)
-                    continue
-            except CheckpointError:
-                pass
-            model, record = runs.fit(name, device="cpu", smoke=False)
-            if not runs.get(name).ship_weights:                       # kept locally (untracked)
-                LOCAL.mkdir(parents=True, exist_ok=True)
-                save_file(model.state_dict(), LOCAL / f"{name}.safetensors")
-            print(f"{name}: {record['images_seen']} images in {record['wall_time_s']:.0f} s", flush=True)
+        train_missing(runs.SHIPPED, args.names or NAMES, local=LOCAL)
         return 0
     result = table()
     write_targets(result)

@@ -29,6 +29,7 @@ import torch
 from course_lib import runs
 from course_lib.checkpoint import CheckpointError, read_record, save_checkpoint
 from course_lib.runs import sigma as sg
+from course_lib.runs.sweep import train_missing
 from course_lib.runs.base import HISTORY_POINTS
 from course_lib.trainer import thin_curve
 
@@ -111,23 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.command == "train":
-        for name in args.names or list(sg.SHIPPED):
-            try:
-                if read_record(runs.checkpoint_dir() / name)["config_hash"] == runs.get(name).hash():
-                    print(f"{name}: already trained, skipped", flush=True)
-                    continue
-            except CheckpointError:
-                pass
-            try:
-                _, record = runs.fit(name, device="cpu", smoke=False)
-            except CheckpointError as err:                         # another process holds it: move on
-                if "another process" not in str(err):
-                    raise
-                print(f"{name}: {err}", flush=True)
-                continue
-            shown = {k: round(v, 4) for k, v in record["metrics"].items() if isinstance(v, float)
-                     and not k.startswith("train_")}
-            print(f"{name}: {record['images_seen']} images in {record['wall_time_s']:.0f} s {shown}", flush=True)
+        train_missing(runs.SHIPPED, args.names or list(sg.SHIPPED))
         return 0
     assert HISTORY_POINTS >= THIN
     result = table()

@@ -201,3 +201,23 @@ def test_sigkill_at_random_moments_never_breaks_the_checkpoint(tmp_path: Path) -
     _, record = fit_run("k", run, "cpu", tmp_path, verbose=False)
     assert record["finished"] and not paths(tmp_path / "k")["partial"].exists()
     assert kills >= 20 and resumed >= 3, f"{kills} kills, {resumed} left a partial run, in {attempts} tries"
+
+
+def test_a_sweep_trains_only_what_is_missing_and_stores_targets_without_touching_weights(tmp_path: Path) -> None:
+    from course_lib.runs.sweep import store_targets, train_missing
+
+    one = replace(TINY, train=replace(TINY.train, epochs=1))
+    table = {"kept": one, "record_only": replace(one, ship_weights=False, train=replace(one.train, seed=1))}
+    first = train_missing(table, directory=tmp_path, local=tmp_path / "local", smoke=True)
+    assert sorted(first) == ["kept", "record_only"]
+    assert (tmp_path / "local" / "record_only.safetensors").is_file() and not (tmp_path / "record_only.safetensors").exists()
+    assert train_missing(table, directory=tmp_path, smoke=True) == {}              # nothing left to train
+    table["kept"] = replace(one, train=replace(one.train, lr=2e-3))                # a changed config is retrained
+    assert list(train_missing(table, ["kept"], directory=tmp_path, smoke=True)) == ["kept"]
+    weights = load_file(tmp_path / "kept.safetensors")
+    assert store_targets(table, {"checks": {"x": [1.0, True]}}, directory=tmp_path) == ["kept", "record_only"]
+    for name in table:
+        assert checkpoint.read_record(tmp_path / name)["targets"] == {"checks": {"x": [1.0, True]}}
+    for key, value in load_file(tmp_path / "kept.safetensors").items():
+        assert torch.equal(value, weights[key])
+    trained("kept", table["kept"], "cpu", tmp_path, allow_training=False)          # still loads and verifies
