@@ -3,7 +3,7 @@
 A measurement, not a test. ``train NAME ...`` trains the named runs of
 `course_lib.runs.hierarchical` one after the other (resuming interrupted ones, skipping finished
 ones). ``targets`` reads the records, checks the targets and writes them, under ``"targets"``,
-into every record of the part (weights untouched):
+into every record of the part (weights untouched; the history's floats kept to 5 significant digits):
 
   hvae_mnist: test NLL (IWAE, k = 1000, dynamically binarized MNIST) at least 3 nats below the
   single-level conv VAE's (``vae_conv``); every layer keeps KL >= 0.5 nat; < 0.1% of updates
@@ -62,12 +62,24 @@ def table() -> dict:
     return {"targets": TARGETS, "checks": checks, "rows": rows, "missing": sorted(set(NAMES) - set(rec))}
 
 
+def compact(value, digits: int = 5):
+    """Floats of a record's history to ``digits`` significant digits (the tree's size budget; the chapter prints 2)."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, list):
+        return [compact(v, digits) for v in value]
+    if isinstance(value, dict):
+        return {k: compact(v, digits) for k, v in value.items()}
+    return value
+
+
 def write_targets(result: dict) -> None:
-    """Store the checks in every finished record of the part (the weights are not touched)."""
+    """Store the checks in every finished record of the part, its history compacted (the weights are not touched)."""
     for name in result["rows"]:
         stem = runs.checkpoint_dir() / name
         record = read_record(stem)
         record["targets"] = {k: result[k] for k in ("targets", "checks")}
+        record["history"] = compact(record["history"])
         model = runs.trained(name, device="cpu", allow_training=False)[0] if runs.get(name).ship_weights else None
         save_checkpoint(stem, model, record)
 
