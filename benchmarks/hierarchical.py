@@ -3,7 +3,8 @@
 A measurement, not a test. ``train NAME ...`` trains the named runs of
 `course_lib.runs.hierarchical` one after the other (resuming interrupted ones, skipping finished
 ones). ``targets`` reads the records, checks the targets and writes them, under ``"targets"``,
-into every record of the part (weights untouched; the history's floats kept to 5 significant digits):
+into every record of the part (weights untouched; the history's floats kept to 5 significant digits, the per-step loss
+thinned to at most 200 points):
 
   hvae_mnist: test NLL (IWAE, k = 1000, dynamically binarized MNIST) at least 3 nats below the
   single-level conv VAE's (``vae_conv``); every layer keeps KL >= 0.5 nat; < 0.1% of updates
@@ -26,9 +27,11 @@ import torch
 from course_lib import runs
 from course_lib.checkpoint import CheckpointError, read_record, save_checkpoint
 from course_lib.runs import hierarchical
+from course_lib.trainer import thin_curve
 
 NAMES = list(hierarchical.SHIPPED)
 MAIN, BASELINE = "hvae_mnist", "vae_conv"
+STEP_POINTS = 200          # per-step loss points kept in Part V's records (the tree's size budget)
 TARGETS = {"nll_gain_min": 3.0, "layer_kl_min": 0.5, "skipped_max": 0.001, "cpu_seconds_max": 3600.0,
            "nll_n": 10_000, "nll_k": 1000}
 
@@ -79,6 +82,8 @@ def write_targets(result: dict) -> None:
         stem = runs.checkpoint_dir() / name
         record = read_record(stem)
         record["targets"] = {k: result[k] for k in ("targets", "checks")}
+        values, stride = thin_curve(record["history"]["step_loss"], STEP_POINTS)   # block means of block means
+        record["history"].update(step_loss=values, step_loss_stride=record["history"]["step_loss_stride"] * stride)
         record["history"] = compact(record["history"])
         model = runs.trained(name, device="cpu", allow_training=False)[0] if runs.get(name).ship_weights else None
         save_checkpoint(stem, model, record)
