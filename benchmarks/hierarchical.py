@@ -4,7 +4,7 @@ A measurement, not a test. ``train NAME ...`` trains the named runs of
 `course_lib.runs.hierarchical` one after the other (resuming interrupted ones, skipping finished
 ones). ``targets`` reads the records, checks the targets and writes them, under ``"targets"``,
 into every record of the part (weights untouched; the history's floats kept to 5 significant digits, the per-step loss
-thinned to at most 200 points):
+thinned to at most 100 points):
 
   hvae_mnist: test NLL (IWAE, k = 1000, dynamically binarized MNIST) at least 3 nats below the
   single-level conv VAE's (``vae_conv``); every layer keeps KL >= 0.5 nat; < 0.1% of updates
@@ -31,7 +31,7 @@ from course_lib.trainer import thin_curve
 
 NAMES = list(hierarchical.SHIPPED)
 MAIN, BASELINE = "hvae_mnist", "vae_conv"
-STEP_POINTS = 200          # per-step loss points kept in Part V's records (the tree's size budget)
+STEP_POINTS = 100          # per-step loss points kept in Part V's records (the tree's size budget)
 TARGETS = {"nll_gain_min": 3.0, "layer_kl_min": 0.5, "skipped_max": 0.001, "cpu_seconds_max": 3600.0,
            "nll_n": 10_000, "nll_k": 1000}
 
