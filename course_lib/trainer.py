@@ -51,7 +51,7 @@ def _progress(iterable: Iterable, total: int | None, desc: str, enabled: bool):
 class Trainer:
     """Fit ``model`` by minimising ``objective(model, batch)["loss"]`` (introduced in: How to use this book).
 
-    Options: ``clip_grad`` (max gradient norm), ``amp`` (bfloat16 autocast, CUDA only),
+    Options: ``clip_grad`` (max gradient norm), ``skip_grad`` (no update above it), ``amp`` (bfloat16 autocast, CUDA only),
     ``compile`` (``torch.compile`` the model for the forward pass), ``checkpoint`` (a path
     stem; written atomically after every epoch and resumed from when it exists with the
     same ``config`` and did not finish), ``scheduler`` (stepped once per epoch).
@@ -60,7 +60,7 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, objective: Objective | None = None, *,
                  config: Any = None, name: str | None = None, lr: float = 1e-3,
                  optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
-                 clip_grad: float | None = None, amp: bool = False, compile: bool = False,
+                 clip_grad: float | None = None, skip_grad: float | None = None, amp: bool = False, compile: bool = False,
                  checkpoint: str | Path | None = None, check_every: int = 50,
                  progress: bool = True, verbose: bool = True) -> None:
         self.model = model
@@ -69,7 +69,7 @@ class Trainer:
         self.config = config if config is not None else {}
         self.name = name or (Path(checkpoint).name if checkpoint else type(model).__name__)
         self.optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
-        self.scheduler, self.clip_grad = scheduler, clip_grad
+        self.scheduler, self.clip_grad, self.skip_grad = scheduler, clip_grad, skip_grad
         self.amp = amp and self.device.type == "cuda"
         self.forward_model = torch.compile(model) if compile else model
         self.rank, self.ranks = distributed.world()
@@ -165,9 +165,12 @@ class Trainer:
             loss = out["loss"]
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if self.clip_grad is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)
-            self.optimizer.step()
+            if self.clip_grad is not None or self.skip_grad is not None:   # the norm before clipping
+                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad or math.inf)
+            if self.skip_grad is not None:   # VDVAE: no update when the norm explodes (one host read per step)
+                out = {**out, "skipped": (~(norm < self.skip_grad)).float()}      # NaN norms are skipped too
+            if self.skip_grad is None or not bool(out["skipped"]):
+                self.optimizer.step()
             # device-side book-keeping only: no .item() in the hot loop
             detached = {k: v.detach().float() for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0}
             for k, v in detached.items():

@@ -12,13 +12,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import autoencoders, conditional, discrete, disentanglement, sigma, toolkit, vae
+from . import autoencoders, conditional, discrete, disentanglement, hierarchical, sigma, toolkit, vae
 from .base import Run, TrainConfig, checkpoint_dir, fit_run, smoke_dir
 from .base import trained as _trained
 
 SHIPPED: dict[str, Run] = {**toolkit.SHIPPED, **autoencoders.SHIPPED, **vae.SHIPPED,
                            **disentanglement.SHIPPED, **sigma.SHIPPED, **conditional.SHIPPED,
-                           **discrete.SHIPPED}
+                           **discrete.SHIPPED, **hierarchical.SHIPPED}
 
 
 def get(name: str) -> Run:

@@ -124,7 +124,7 @@ def fit_run(name: str, run: Run, device: torch.device | str | None = None, direc
         # the objective may read training progress (epochs done, a float) for schedules such as KL warm-up
         objective = run.objective(run.train, lambda: trainer.step / len(train_loader))
         trainer = Trainer(model, objective, config=run.config(), name=name, lr=run.train.lr, checkpoint=stem,
-                          verbose=verbose, progress=verbose)
+                          verbose=verbose, progress=verbose, skip_grad=getattr(run.train, "skip_grad", None))
         trainer.fit(train_loader, 1 if smoke else run.train.epochs, valid_loader)
         if not main:
             return model.eval(), trainer.record(thin=HISTORY_POINTS)
