@@ -17,7 +17,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -30,7 +29,7 @@ from safetensors.torch import load_file
 from course_lib import runs
 from course_lib.checkpoint import CheckpointError, config_dict, read_record, save_checkpoint
 from course_lib.runs import disentanglement as dis
-from course_lib.runs.sweep import store_targets, train_missing
+from course_lib.runs.sweep import command_line, store_targets, train_missing
 
 LOCAL = Path(__file__).resolve().parent / "results" / "weights"   # weights of record-only sweep members
 TARGETS = {"tcvae_median_mig_min": 0.20, "vae_median_mig_max": 0.10, "best_factorvae_min": 0.75,
@@ -101,12 +100,7 @@ def reevaluate(name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("train", "reevaluate", "targets"))
-    parser.add_argument("names", nargs="*")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = command_line(__doc__, ("train", "reevaluate", "targets"), argv)
     if args.command == "train":
         train_missing(runs.SHIPPED, args.names or list(dis.SHIPPED), local=LOCAL)
         return 0

@@ -19,14 +19,12 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 
-import torch
-
 from course_lib import runs
-from course_lib.checkpoint import CheckpointError, read_record, save_checkpoint
+from course_lib.checkpoint import read_record, save_checkpoint
 from course_lib.runs import hierarchical
+from course_lib.runs.sweep import command_line, read_records, train_missing
 from course_lib.trainer import thin_curve
 
 NAMES = list(hierarchical.SHIPPED)
@@ -38,12 +36,7 @@ TARGETS = {"nll_gain_min": 3.0, "layer_kl_min": 0.5, "skipped_max": 0.001, "cpu_
 
 def table() -> dict:
     """Every record's numbers and the targets checked: {check: [value, passed or None]}."""
-    rec = {}
-    for name in NAMES:
-        try:
-            rec[name] = read_record(runs.checkpoint_dir() / name)
-        except CheckpointError:
-            pass
+    rec = read_records(NAMES)
     rows = {name: {"layer_kl": r["metrics"]["layer_kl"], "layer_active": r["metrics"]["layer_active"],
                    "nll": r["metrics"].get("dynamic_nll"), "neg_elbo": r["metrics"].get("dynamic_neg_elbo"),
                    "images_seen": r["images_seen"], "wall_time_s": r["wall_time_s"]} for name, r in rec.items()}
@@ -90,22 +83,9 @@ def write_targets(result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("train", "targets"))
-    parser.add_argument("names", nargs="*")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = command_line(__doc__, ("train", "targets"), argv)
     if args.command == "train":
-        for name in args.names or NAMES:
-            try:
-                if read_record(runs.checkpoint_dir() / name)["config_hash"] == runs.get(name).hash():
-                    print(f"{name}: already trained, skipped", flush=True)
-                    continue
-            except CheckpointError:
-                pass
-            _, record = runs.fit(name, device="cpu", smoke=False)
-            print(f"{name}: {record['images_seen']} images in {record['wall_time_s']:.0f} s", flush=True)
+        train_missing(runs.SHIPPED, args.names or NAMES)
         return 0
     result = table()
     write_targets(result)

@@ -23,7 +23,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -32,11 +31,10 @@ from pathlib import Path
 import torch
 
 from course_lib import runs
-from course_lib.checkpoint import CheckpointError, read_record
 from course_lib.evaluation import eval_images, test_subset
 from course_lib.objectives_conditional import conditional_log_likelihood
 from course_lib.runs import conditional, discrete
-from course_lib.runs.sweep import store_targets, train_missing
+from course_lib.runs.sweep import command_line, read_records, store_targets, train_missing
 
 LOCAL = Path(__file__).resolve().parent / "results" / "weights"   # weights of record-only members
 NAMES = [*conditional.SHIPPED, *discrete.SHIPPED]
@@ -100,12 +98,7 @@ def sample_flds(n: int = 10_000, seed: int = 0) -> dict[str, float]:
 
 def table() -> dict:
     """Every record's numbers and the targets checked."""
-    rec = {}
-    for name in NAMES:
-        try:
-            rec[name] = read_record(runs.checkpoint_dir() / name)
-        except CheckpointError:
-            pass
+    rec = read_records(NAMES)
     m = {k: r["metrics"] for k, r in rec.items()}
     checks: dict = {}
     if {"sop_cvae", "sop_baseline"} <= set(m):
@@ -146,12 +139,7 @@ def write_targets(result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("train", "targets"))
-    parser.add_argument("names", nargs="*")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = command_line(__doc__, ("train", "targets"), argv)
     if args.command == "train":
         train_missing(runs.SHIPPED, args.names or NAMES, local=LOCAL)
         return 0

@@ -20,7 +20,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -29,7 +28,7 @@ import torch
 from course_lib import runs
 from course_lib.checkpoint import CheckpointError, read_record, save_checkpoint
 from course_lib.runs import sigma as sg
-from course_lib.runs.sweep import train_missing
+from course_lib.runs.sweep import command_line, train_missing
 from course_lib.runs.base import HISTORY_POINTS
 from course_lib.trainer import thin_curve
 
@@ -105,12 +104,7 @@ def write_targets(result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("train", "targets"))
-    parser.add_argument("names", nargs="*")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = command_line(__doc__, ("train", "targets"), argv)
     if args.command == "train":
         train_missing(runs.SHIPPED, args.names or list(sg.SHIPPED))
         return 0

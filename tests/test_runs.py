@@ -204,7 +204,7 @@ def test_sigkill_at_random_moments_never_breaks_the_checkpoint(tmp_path: Path) -
 
 
 def test_a_sweep_trains_only_what_is_missing_and_stores_targets_without_touching_weights(tmp_path: Path) -> None:
-    from course_lib.runs.sweep import store_targets, train_missing
+    from course_lib.runs.sweep import read_records, store_targets, train_missing
 
     one = replace(TINY, train=replace(TINY.train, epochs=1))
     table = {"kept": one, "record_only": replace(one, ship_weights=False, train=replace(one.train, seed=1))}
@@ -216,6 +216,7 @@ def test_a_sweep_trains_only_what_is_missing_and_stores_targets_without_touching
     assert list(train_missing(table, ["kept"], directory=tmp_path, smoke=True)) == ["kept"]
     weights = load_file(tmp_path / "kept.safetensors")
     assert store_targets(table, {"checks": {"x": [1.0, True]}}, directory=tmp_path) == ["kept", "record_only"]
+    assert list(read_records(["kept", "missing", "record_only"], tmp_path)) == ["kept", "record_only"]
     for name in table:
         assert checkpoint.read_record(tmp_path / name)["targets"] == {"checks": {"x": [1.0, True]}}
     for key, value in load_file(tmp_path / "kept.safetensors").items():

@@ -9,9 +9,11 @@ the weights. The benchmark scripts under ``benchmarks/`` add only their own meas
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import torch
 from safetensors.torch import save_file
 
 from ..checkpoint import CheckpointError, load_checkpoint, read_record, save_checkpoint
@@ -51,6 +53,18 @@ def train_missing(table: Mapping[str, Run], names: Sequence[str] = (), directory
     return done
 
 
+def read_records(names: Sequence[str], directory: str | Path | None = None) -> dict[str, dict]:
+    """The finished records of ``names`` that exist (missing ones are left out) (introduced in: β-VAE and disentanglement)."""
+    directory = Path(directory) if directory is not None else checkpoint_dir()
+    found = {}
+    for name in names:
+        try:
+            found[name] = read_record(directory / name)
+        except CheckpointError:
+            pass
+    return found
+
+
 def store_targets(table: Mapping[str, Run], targets: dict, names: Sequence[str] = (),
                   directory: str | Path | None = None) -> list[str]:
     """Write ``targets`` under ``"targets"`` into every finished record of ``names`` (weights unchanged).
@@ -75,4 +89,18 @@ def store_targets(table: Mapping[str, Run], targets: dict, names: Sequence[str] 
     return written
 
 
-__all__ = ["train_missing", "store_targets"]
+def command_line(doc: str, commands: Sequence[str], argv: list[str] | None = None) -> argparse.Namespace:
+    """``COMMAND [NAMES ...] [--threads N]`` for a benchmark script; sets torch's thread count.
+
+    Introduced in: β-VAE and disentanglement.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("command", choices=tuple(commands))
+    parser.add_argument("names", nargs="*")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    return args
+
+
+__all__ = ["train_missing", "read_records", "store_targets", "command_line"]
