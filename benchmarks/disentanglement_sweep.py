@@ -17,7 +17,6 @@ Usage::
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ from safetensors.torch import load_file
 from course_lib import runs
 from course_lib.checkpoint import CheckpointError, config_dict, read_record, save_checkpoint
 from course_lib.runs import disentanglement as dis
-from course_lib.runs.sweep import command_line, store_targets, train_missing
+from course_lib.runs.sweep import script
 
 LOCAL = Path(__file__).resolve().parent / "results" / "weights"   # weights of record-only sweep members
 TARGETS = {"tcvae_median_mig_min": 0.20, "vae_median_mig_max": 0.10, "best_factorvae_min": 0.75,
@@ -77,11 +76,6 @@ def table() -> dict:
     return {"targets": TARGETS, "checks": checks, "medians": medians, "rows": rows, "missing": missing}
 
 
-def write_targets(result: dict) -> None:
-    """Store the table in every finished record of the sweep (the weights are not touched)."""
-    store_targets(runs.SHIPPED, {k: result[k] for k in ("targets", "checks", "medians")}, list(result["rows"]))
-
-
 def reevaluate(name: str) -> None:
     """Evaluate a finished run again with the current `DisentangleEval` (not hashed), keeping its training record."""
     stem, run = runs.checkpoint_dir() / name, runs.get(name)
@@ -100,18 +94,8 @@ def reevaluate(name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = command_line(__doc__, ("train", "reevaluate", "targets"), argv)
-    if args.command == "train":
-        train_missing(runs.SHIPPED, args.names or list(dis.SHIPPED), local=LOCAL)
-        return 0
-    if args.command == "reevaluate":
-        for name in args.names or list(dis.SHIPPED):
-            reevaluate(name)
-        return 0
-    result = table()
-    write_targets(result)
-    print(json.dumps({k: result[k] for k in ("checks", "medians", "missing")}, indent=1))
-    return 0
+    return script(__doc__, list(dis.SHIPPED), table, ("targets", "checks", "medians"), ("checks", "medians", "missing"),
+                  argv, local=LOCAL, extra={"reevaluate": reevaluate})
 
 
 if __name__ == "__main__":

@@ -19,13 +19,11 @@ Usage::
 
 from __future__ import annotations
 
-import json
 
 from course_lib import runs
-from course_lib.checkpoint import read_record, save_checkpoint
+from course_lib.checkpoint import read_record
 from course_lib.runs import hierarchical
-from course_lib.runs.sweep import command_line, read_records, train_missing
-from course_lib.trainer import thin_curve
+from course_lib.runs.sweep import compact_history, read_records, script
 
 NAMES = list(hierarchical.SHIPPED)
 MAIN, BASELINE = "hvae_mnist", "vae_conv"
@@ -58,39 +56,13 @@ def table() -> dict:
     return {"targets": TARGETS, "checks": checks, "rows": rows, "missing": sorted(set(NAMES) - set(rec))}
 
 
-def compact(value, digits: int = 5):
-    """Floats of a record's history to ``digits`` significant digits (the tree's size budget; the chapter prints 2)."""
-    if isinstance(value, float):
-        return float(f"{value:.{digits}g}")
-    if isinstance(value, list):
-        return [compact(v, digits) for v in value]
-    if isinstance(value, dict):
-        return {k: compact(v, digits) for k, v in value.items()}
-    return value
-
-
-def write_targets(result: dict) -> None:
-    """Store the checks in every finished record of the part, its history compacted (the weights are not touched)."""
-    for name in result["rows"]:
-        stem = runs.checkpoint_dir() / name
-        record = read_record(stem)
-        record["targets"] = {k: result[k] for k in ("targets", "checks")}
-        values, stride = thin_curve(record["history"]["step_loss"], STEP_POINTS)   # block means of block means
-        record["history"].update(step_loss=values, step_loss_stride=record["history"]["step_loss_stride"] * stride)
-        record["history"] = compact(record["history"])
-        model = runs.trained(name, device="cpu", allow_training=False)[0] if runs.get(name).ship_weights else None
-        save_checkpoint(stem, model, record)
+def compacted(name: str, record: dict) -> dict:
+    """The record with its history thinned and rounded (the tree's size budget; the chapter prints 2 digits)."""
+    return {**record, "history": compact_history(record["history"], STEP_POINTS)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = command_line(__doc__, ("train", "targets"), argv)
-    if args.command == "train":
-        train_missing(runs.SHIPPED, args.names or NAMES)
-        return 0
-    result = table()
-    write_targets(result)
-    print(json.dumps({k: result[k] for k in ("checks", "missing")}, indent=1))
-    return 0
+    return script(__doc__, NAMES, table, ("targets", "checks"), ("checks", "missing"), argv, edit=compacted)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Usage::
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -34,7 +33,7 @@ from course_lib import runs
 from course_lib.evaluation import eval_images, test_subset
 from course_lib.objectives_conditional import conditional_log_likelihood
 from course_lib.runs import conditional, discrete
-from course_lib.runs.sweep import command_line, read_records, store_targets, train_missing
+from course_lib.runs.sweep import read_records, script
 
 LOCAL = Path(__file__).resolve().parent / "results" / "weights"   # weights of record-only members
 NAMES = [*conditional.SHIPPED, *discrete.SHIPPED]
@@ -133,20 +132,8 @@ def table() -> dict:
     return {"targets": TARGETS, "checks": checks, "rows": rows, "missing": sorted(set(NAMES) - set(rec))}
 
 
-def write_targets(result: dict) -> None:
-    """Store the checks in every finished record of the part (the weights are not touched)."""
-    store_targets(runs.SHIPPED, {k: result[k] for k in ("targets", "checks")}, list(result["rows"]))
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = command_line(__doc__, ("train", "targets"), argv)
-    if args.command == "train":
-        train_missing(runs.SHIPPED, args.names or NAMES, local=LOCAL)
-        return 0
-    result = table()
-    write_targets(result)
-    print(json.dumps({k: result[k] for k in ("checks", "missing")}, indent=1))
-    return 0
+    return script(__doc__, NAMES, table, ("targets", "checks"), ("checks", "missing"), argv, local=LOCAL)
 
 
 if __name__ == "__main__":

@@ -20,17 +20,15 @@ Usage::
 
 from __future__ import annotations
 
-import json
 import sys
 
 import torch
 
 from course_lib import runs
-from course_lib.checkpoint import CheckpointError, read_record, save_checkpoint
+from course_lib.checkpoint import CheckpointError, read_record
 from course_lib.runs import sigma as sg
-from course_lib.runs.sweep import command_line, train_missing
+from course_lib.runs.sweep import compact_history, script
 from course_lib.runs.base import HISTORY_POINTS
-from course_lib.trainer import thin_curve
 
 TARGETS = {"sigma_star_rel_max": 0.02, "matched_neg_elbo_max_nats": 1.0, "matched_fld_rel_max": 0.05,
            "sigma_vae_fld_ratio_max": 0.5}
@@ -79,40 +77,26 @@ def table() -> dict:
     return {"targets": TARGETS, "checks": checks, "spreads": spreads, "rows": rows, "missing": missing}
 
 
-def write_targets(result: dict) -> None:
-    """Thin each VAE record's loss curve and store the targets in it (no weights: sweep members)."""
-    for name in result["rows"]:
-        stem = runs.checkpoint_dir() / name
-        record = read_record(stem)
-        if sg.SHIPPED[name].ship_weights:                              # a LeNet: leave it as trained
-            continue
-        history = record["history"]
-        if len(history["step_loss"]) > THIN:
-            values, stride = thin_curve(history["step_loss"], THIN)
-            history.update(step_loss=values, step_loss_stride=history["step_loss_stride"] * stride)
-        history.update({part: {k: [float(f"{v:.5g}") for v in vals] for k, vals in history[part].items()}
-                        for part in ("train", "valid")})
-        rows = sg.SigmaEval().grid // 8                                     # png_grid puts 8 images in a row
-        png = sg.read_png_grid(record["metrics"]["samples_png"])            # (rows H, 8 W), uint8
-        side = png.shape[1] // 8                                            # H = W of one image
-        if png.shape[0] > rows * side:                                      # more rows than the grid keeps
-            tiles = torch.from_numpy(png[: rows * side].copy()).reshape(rows, side, 8, side).permute(0, 2, 1, 3)
-            record["metrics"]["samples_png"] = sg.png_grid(tiles.reshape(-1, 1, side, side).float() / 255)
-            record["eval"] = {**record["eval"], "grid": rows * 8}
-        record["targets"] = {k: result[k] for k in ("targets", "checks", "spreads")}
-        save_checkpoint(stem, None, record)
+def compacted(name: str, record: dict) -> dict | None:
+    """A VAE record with a thinner loss curve, rounded curves and its sample grid cut to the rows kept;
+    None for a LeNet (left as trained)."""
+    if sg.SHIPPED[name].ship_weights:
+        return None
+    record["history"] = compact_history(record["history"], THIN, parts=("train", "valid"))
+    rows = sg.SigmaEval().grid // 8                                     # png_grid puts 8 images in a row
+    png = sg.read_png_grid(record["metrics"]["samples_png"])            # (rows H, 8 W), uint8
+    side = png.shape[1] // 8                                            # H = W of one image
+    if png.shape[0] > rows * side:                                      # more rows than the grid keeps
+        tiles = torch.from_numpy(png[: rows * side].copy()).reshape(rows, side, 8, side).permute(0, 2, 1, 3)
+        record["metrics"]["samples_png"] = sg.png_grid(tiles.reshape(-1, 1, side, side).float() / 255)
+        record["eval"] = {**record["eval"], "grid": rows * 8}
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = command_line(__doc__, ("train", "targets"), argv)
-    if args.command == "train":
-        train_missing(runs.SHIPPED, args.names or list(sg.SHIPPED))
-        return 0
     assert HISTORY_POINTS >= THIN
-    result = table()
-    write_targets(result)
-    print(json.dumps({k: result[k] for k in ("checks", "spreads", "missing")}, indent=1))
-    return 0
+    return script(__doc__, list(sg.SHIPPED), table, ("targets", "checks", "spreads"), ("checks", "spreads", "missing"),
+                  argv, edit=compacted)
 
 
 if __name__ == "__main__":

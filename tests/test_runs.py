@@ -204,7 +204,7 @@ def test_sigkill_at_random_moments_never_breaks_the_checkpoint(tmp_path: Path) -
 
 
 def test_a_sweep_trains_only_what_is_missing_and_stores_targets_without_touching_weights(tmp_path: Path) -> None:
-    from course_lib.runs.sweep import read_records, store_targets, train_missing
+    from course_lib.runs.sweep import compact_history, read_records, store_targets, train_missing
 
     one = replace(TINY, train=replace(TINY.train, epochs=1))
     table = {"kept": one, "record_only": replace(one, ship_weights=False, train=replace(one.train, seed=1))}
@@ -222,3 +222,12 @@ def test_a_sweep_trains_only_what_is_missing_and_stores_targets_without_touching
     for key, value in load_file(tmp_path / "kept.safetensors").items():
         assert torch.equal(value, weights[key])
     trained("kept", table["kept"], "cpu", tmp_path, allow_training=False)          # still loads and verifies
+    untouched = (tmp_path / "record_only.json").read_bytes()
+    assert store_targets(table, {"other": 1}, directory=tmp_path, edit=lambda n, r: r if n == "kept" else None) == ["kept"]
+    assert (tmp_path / "record_only.json").read_bytes() == untouched               # edit -> None: left as it is
+    history = {"step_loss": [float(i) for i in range(10)], "step_loss_stride": 2, "train": {"loss": [1.234567]},
+               "epoch_time": [0.123456]}
+    short = compact_history(history, 5, digits=3, parts=("train",))
+    assert short["step_loss"] == [0.5, 2.5, 4.5, 6.5, 8.5] and short["step_loss_stride"] == 4
+    assert short["train"] == {"loss": [1.23]} and short["epoch_time"] == [0.123456]
+    assert compact_history(history, 20, digits=3)["epoch_time"] == [0.123] and history["step_loss_stride"] == 2

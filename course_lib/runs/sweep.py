@@ -10,13 +10,15 @@ the weights. The benchmark scripts under ``benchmarks/`` add only their own meas
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from safetensors.torch import save_file
 
 from ..checkpoint import CheckpointError, load_checkpoint, read_record, save_checkpoint
+from ..trainer import thin_curve
 from .base import Run, checkpoint_dir, fit_run
 
 
@@ -66,10 +68,13 @@ def read_records(names: Sequence[str], directory: str | Path | None = None) -> d
 
 
 def store_targets(table: Mapping[str, Run], targets: dict, names: Sequence[str] = (),
-                  directory: str | Path | None = None) -> list[str]:
+                  directory: str | Path | None = None, edit: Callable[[str, dict], dict | None] | None = None
+                  ) -> list[str]:
     """Write ``targets`` under ``"targets"`` into every finished record of ``names`` (weights unchanged).
 
     Introduced in: β-VAE and disentanglement. Returns the names written; missing runs are skipped.
+    ``edit(name, record)`` may change a record first (e.g. `compact_history`), or return None to
+    leave that record as it is.
     """
     directory = Path(directory) if directory is not None else checkpoint_dir()
     written = []
@@ -79,6 +84,8 @@ def store_targets(table: Mapping[str, Run], targets: dict, names: Sequence[str] 
             record = read_record(directory / name)
         except CheckpointError:
             continue
+        if edit is not None and (record := edit(name, record)) is None:
+            continue
         record["targets"] = targets
         model = None
         if run.ship_weights:                                        # re-save the same weights with the record
@@ -87,6 +94,28 @@ def store_targets(table: Mapping[str, Run], targets: dict, names: Sequence[str] 
         save_checkpoint(directory / name, model, record)
         written.append(name)
     return written
+
+
+def compact_history(history: dict, points: int, digits: int = 5, parts: Sequence[str] | None = None) -> dict:
+    """A record's history thinned to at most ``points`` per-step losses and rounded to ``digits`` significant
+    digits (all of it, or only the entries named in ``parts``), to keep sweep records small.
+
+    Introduced in: β versus σ: the decoder variance.
+    """
+    def rounded(value):
+        if isinstance(value, float):
+            return float(f"{value:.{digits}g}")
+        if isinstance(value, list):
+            return [rounded(v) for v in value]
+        if isinstance(value, dict):
+            return {k: rounded(v) for k, v in value.items()}
+        return value
+
+    history = dict(history)
+    if len(history["step_loss"]) > points:                          # block means of block means
+        values, stride = thin_curve(history["step_loss"], points)
+        history.update(step_loss=values, step_loss_stride=history["step_loss_stride"] * stride)
+    return rounded(history) if parts is None else {**history, **{p: rounded(history[p]) for p in parts}}
 
 
 def command_line(doc: str, commands: Sequence[str], argv: list[str] | None = None) -> argparse.Namespace:
@@ -103,4 +132,29 @@ def command_line(doc: str, commands: Sequence[str], argv: list[str] | None = Non
     return args
 
 
-__all__ = ["train_missing", "read_records", "store_targets", "command_line"]
+def script(doc: str, names: Sequence[str], measure: Callable[[], dict], stored: Sequence[str], shown: Sequence[str],
+           argv: list[str] | None = None, local: str | Path | None = None,
+           edit: Callable[[str, dict], dict | None] | None = None,
+           extra: Mapping[str, Callable[[str], None]] | None = None) -> int:
+    """The command line of a part's benchmark script (introduced in: β-VAE and disentanglement).
+
+    ``train [NAMES]``: `train_missing`. ``targets``: ``measure()`` gives a dict with ``"rows"`` (the
+    runs measured); its ``stored`` entries go into those records (`store_targets` with ``edit``),
+    its ``shown`` entries are printed. ``extra`` adds commands run once per name.
+    """
+    from . import SHIPPED
+
+    args = command_line(doc, ("train", "targets", *(extra or {})), argv)
+    if args.command == "train":
+        train_missing(SHIPPED, args.names or names, local=local)
+    elif args.command != "targets":
+        for name in args.names or names:
+            extra[args.command](name)
+    else:
+        result = measure()
+        store_targets(SHIPPED, {k: result[k] for k in stored}, list(result["rows"]), edit=edit)
+        print(json.dumps({k: result[k] for k in shown}, indent=1))
+    return 0
+
+
+__all__ = ["train_missing", "read_records", "store_targets", "compact_history", "command_line", "script"]
