@@ -27,6 +27,7 @@ from ..models.classifier import LeNet, LeNetConfig, classification_loss
 from ..models.vae import VAE, SigmaVAEConfig
 from ..nets import pixels
 from ..objectives_sigma import gaussian_elbo, optimal_log_sigma
+from ..widgets.frames import png_uri, tile
 from .base import Run, TrainConfig
 
 BETAS = (100.0, 10.0, 1.0, 0.1, 0.01, 0.001)         # the slides' table
@@ -75,14 +76,7 @@ def lenet_name(dataset: str) -> str:
 
 def png_grid(images: torch.Tensor, nrow: int = 8) -> str:
     """Images (N, 1, H, W) in [0, 1] tiled nrow per row, as a base64 PNG (introduced in: β versus σ: the decoder variance)."""
-    from PIL import Image
-
-    n, _, h, w = images.shape
-    tiles = (images.clamp(0, 1) * 255).round().to(torch.uint8).cpu().reshape(-1, nrow, h, w)   # (rows, nrow, H, W)
-    grid = tiles.permute(0, 2, 1, 3).reshape(-1, nrow * w).numpy()                            # (rows H, nrow W)
-    buffer = io.BytesIO()
-    Image.fromarray(grid).save(buffer, format="PNG", optimize=True)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_uri(tile(images[:, 0].cpu(), nrow), levels=256).removeprefix("data:image/png;base64,")
 
 
 def read_png_grid(text: str) -> np.ndarray:
