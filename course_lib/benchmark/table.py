@@ -54,5 +54,6 @@ def html_table(rows: list[dict], columns: dict[str, str], formats: dict[str, str
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in columns.values())
     body = "".join("<tr>" + "".join(f"<td>{cell(r, k)}</td>" for k in columns) + "</tr>" for r in rows)
-    return (f'<div style="overflow-x:auto"><table class="benchmark-table" style="font-size:0.8em;white-space:nowrap">'
+    return (f'<div style="overflow-x:auto"><table class="benchmark-table" style="font-size:0.8em;white-space:nowrap;'
+            f'border-collapse:separate;border-spacing:0.9em 0.15em">'
             f'<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
