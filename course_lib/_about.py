@@ -7,7 +7,7 @@ agree with them. To release: bump `__version__`, run ``python -m course_lib.note
 and tag that commit ``v<version>``; the book built from it then installs exactly that code.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 RELEASE = f"v{__version__}"   # the tag the Colab cell clones: the code the book was built from
 REPO_URL = "https://github.com/open-vae-course/vae-course"
 BRANCH = "main"               # what the launch buttons of the web book point at
