@@ -15,11 +15,11 @@ the benchmark chapter only reads them. Usage::
 """
 
 from .images import generate, reconstruct
-from .protocol import BENCHMARKED, Entry, Protocol, cached_bounds, per_image_terms, test_data
+from .protocol import BENCHMARKED, Entry, Protocol, cached_bounds, test_data
 from .run import evaluate, main, store
 from .speed import loop_ratio, train_speed
 from .table import BOUND_LABELS, DATA_LABELS, html_table, table_rows
 
-__all__ = ["BENCHMARKED", "Entry", "Protocol", "cached_bounds", "per_image_terms", "test_data", "generate",
+__all__ = ["BENCHMARKED", "Entry", "Protocol", "cached_bounds", "test_data", "generate",
            "reconstruct", "evaluate", "main", "store", "loop_ratio", "train_speed", "BOUND_LABELS", "DATA_LABELS", "html_table",
            "table_rows"]

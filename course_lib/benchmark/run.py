@@ -15,38 +15,18 @@ import torch
 from torch import nn
 
 from .. import env, runs
-from ..checkpoint import read_record, save_checkpoint
-from ..data import load
+from ..checkpoint import read_record
 from ..evaluation import active_units
-from ..fld import feature_stats, fld
+from ..fld import fld
 from ..objectives_discrete import codebook_usage
-from ..paired import mean_se
+from ..paired import mean_se, per_image_bounds
+from ..runs.discrete import vq_bound_terms
+from ..runs.hierarchical import layer_statistics
+from ..runs.sigma import lenet_name, reference_stats
+from ..runs.sweep import rewrite_record
 from .images import generate
-from .protocol import BENCHMARKED, Protocol, per_image_terms, test_data
+from .protocol import BENCHMARKED, Protocol, test_data
 from .speed import loop_ratio, train_speed
-
-
-def _vq_terms(vq: nn.Module, prior: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-    """VQ-VAE: q(z|x) is one code grid, so KL(q || p) = -log p(z_q) and the bound is exact in z."""
-    vq.eval(), prior.eval()
-    codes = torch.cat([vq.codes(b) for b in x.split(500)])                 # (N, h, w)
-    rate = torch.cat([-prior.log_prob(c, yb) for c, yb in zip(codes.split(500), y.split(500))])
-    distortion = torch.cat([-vq.decode_codes(c).log_prob(b) for c, b in zip(codes.split(500), x.split(500))])
-    return {"iwae": -(rate + distortion), "elbo": -(rate + distortion), "rate": rate, "distortion": distortion,
-            "codes": codes}
-
-
-_REFERENCE: dict = {}
-
-
-def _reference(classifier: str, dataset: str, n: int, device: torch.device):
-    """(LeNet, feature statistics of n test images of ``dataset``), computed once per process."""
-
-    key = (classifier, dataset, n, str(device))
-    if key not in _REFERENCE:
-        lenet = runs.trained(classifier, device, allow_training=False)[0]
-        _REFERENCE[key] = lenet, feature_stats(load(dataset, "test", device, n).x, lenet)
-    return _REFERENCE[key]
 
 
 @torch.no_grad()
@@ -67,22 +47,25 @@ def evaluate(name: str, protocol: Protocol = Protocol(), device: torch.device | 
     else:
         prior = runs.trained(entry.prior, device, allow_training=False)[0] if entry.prior else None
         if entry.kind == "vq":
-            terms = _vq_terms(model, prior, x, y.to(device))
-            perplexity, used = codebook_usage(terms.pop("codes"), model.config.codes)
+            model.eval(), prior.eval()
+            codes, rate, distortion = vq_bound_terms(model, prior, x, y.to(device))   # rate = -log p(z_q)
+            terms = {"iwae": -(rate + distortion), "elbo": -(rate + distortion), "rate": rate, "distortion": distortion}
+            perplexity, used = codebook_usage(codes, model.config.codes)
             out.update({"perplexity": float(perplexity), "codes_used": float(used), "bound": "vq_prior",
                         "prior_sha256": read_record(runs.checkpoint_dir() / entry.prior)["tensors_sha256"]})
         else:
-            terms = per_image_terms(model, x, protocol.k, y if entry.kind == "conditional" else None,
-                                    protocol.batch, protocol.chunk, protocol.seed)
+            terms = per_image_bounds(model, x, protocol.k, protocol.batch, protocol.chunk, protocol.seed,
+                                     y if entry.kind == "conditional" else None)
             out["bound"] = "iwae_conditional" if entry.kind == "conditional" else "iwae"
             out.update(_units(model, x, y if entry.kind == "conditional" else None))
         for key, values in (("nll", -terms["iwae"]), ("neg_elbo", -terms["elbo"]), ("rate", terms["rate"]),
                             ("distortion", terms["distortion"])):
             out[key], out[f"{key}_stderr"] = mean_se(values)
-        if entry.fld_with:
-            lenet, ref = _reference(entry.fld_with, out["data"].replace("dynamic_", ""), protocol.samples, device)
+        if entry.fld:
+            dataset = out["data"].replace("dynamic_", "")                 # samples are scored against grey levels
+            lenet, ref = reference_stats(dataset, device, protocol.samples)
             out["fld"] = fld(generate(name, model, protocol.samples, protocol.seed, prior), ref, lenet)
-            out["fld_with"] = entry.fld_with
+            out["fld_with"] = lenet_name(dataset)
     out["eval_s"] = round(time.perf_counter() - start, 1)
     out["device_name"] = env.device_name(device)
     out["train_images_per_s"] = round(train_speed(name, device, protocol.speed_steps), 1)
@@ -94,10 +77,8 @@ def _units(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> dict:
     """Active units (Burda et al.: Cov_x E_q[z_u] > 0.01), over every stochastic layer of a hierarchy."""
 
     if hasattr(model, "forward_levels"):
-        means = [torch.cat(m) for m in zip(*([q.loc.flatten(1) for q, _, _ in model.forward_levels(b)[1]]
-                                              for b in x.split(500)))]
-        return {"active_units": int(sum(int((m.var(0) > 0.01).sum()) for m in means)),
-                "latent_units": int(sum(m.shape[1] for m in means))}
+        layers = layer_statistics(model, x)
+        return {"active_units": sum(layers["layer_active"]), "latent_units": sum(layers["layer_units"])}
     if y is not None:
         mu = torch.cat([model.encode(b, yb).mean for b, yb in zip(x.split(500), y.split(500))])
         return {"active_units": int((mu.var(0) > 0.01).sum()), "latent_units": mu.shape[1]}
@@ -112,12 +93,11 @@ def store(name: str, result: dict, directory: str | None = None) -> None:
     `save_checkpoint` recomputes the checksum, so a record only ever describes the weights beside it.
     """
     directory = Path(directory) if directory is not None else runs.checkpoint_dir()
-    run = runs.get(name)
-    model, record = runs.trained(name, "cpu", directory, allow_training=False)
+    record = read_record(directory / name)
     if record["tensors_sha256"] != result["tensors_sha256"]:
         raise RuntimeError(f"{name} changed while it was benchmarked (checksum {record['tensors_sha256'][:12]}, "
                            f"measured {result['tensors_sha256'][:12]}); run the benchmark again")
-    save_checkpoint(directory / name, model if run.ship_weights else None, {**record, "benchmark": result})
+    rewrite_record(runs.get(name), directory / name, {**record, "benchmark": result})
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -149,13 +149,24 @@ def evaluate_prior(prior: GatedPixelCNN, run: Run, device: torch.device) -> dict
     """
     parent = load_parent(run.train, device)
     data = test_subset(run.train.dataset, _n(run), device)
-    x, y = eval_images(data), data.y
-    codes = torch.cat([parent.codes(xb) for xb in x.split(500)])
-    code_nll = torch.cat([-prior.log_prob(c, yb) for c, yb in zip(codes.split(500), y.split(500))])
-    nll_x = torch.cat([-parent.decode_codes(c).log_prob(xb) for c, xb in zip(codes.split(500), x.split(500))])
+    codes, code_nll, nll_x = vq_bound_terms(parent, prior, eval_images(data), data.y)
     (c, c_se), (b, b_se) = mean_se(code_nll), mean_se(nll_x + code_nll)
     return {"test_code_nll": c, "test_code_nll_stderr": c_se, "test_bound_prior": b, "test_bound_prior_stderr": b_se,
             "uniform_code_nll": codes[0].numel() * math.log(parent.config.codes)}
+
+
+@torch.no_grad()
+def vq_bound_terms(parent: VQVAE, prior: GatedPixelCNN, x: torch.Tensor, y: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per image: the code grid z_q(x) (N, h, w), -log p(z_q) under the prior and -log p(x|z_q), (N,) each.
+
+    Introduced in: VQ-VAE and a learned prior. Their sum bounds -log p(x): q(z|x) is one code grid,
+    so KL(q || p) = -log p(z_q).
+    """
+    codes = torch.cat([parent.codes(xb) for xb in x.split(500)])
+    code_nll = torch.cat([-prior.log_prob(c, yb) for c, yb in zip(codes.split(500), y.split(500))])
+    nll_x = torch.cat([-parent.decode_codes(c).log_prob(xb) for c, xb in zip(codes.split(500), x.split(500))])
+    return codes, code_nll, nll_x
 
 
 def vq_run(model: VQVAEConfig, train: VQTrain = VQTrain(), ship_weights: bool = True) -> Run:

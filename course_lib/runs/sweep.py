@@ -87,13 +87,22 @@ def store_targets(table: Mapping[str, Run], targets: dict, names: Sequence[str] 
         if edit is not None and (record := edit(name, record)) is None:
             continue
         record["targets"] = targets
-        model = None
-        if run.ship_weights:                                        # re-save the same weights with the record
-            model = run.build(run.model)
-            load_checkpoint(directory / name, model, expect_hash=run.hash())
-        save_checkpoint(directory / name, model, record)
+        rewrite_record(run, directory / name, record)
         written.append(name)
     return written
+
+
+def rewrite_record(run: Run, stem: str | Path, record: dict) -> dict:
+    """Save ``record`` as checkpoint ``stem``'s record, re-saving its weights unchanged (checked against the run's hash).
+
+    Introduced in: β-VAE and disentanglement. For numbers measured after training (targets,
+    benchmarks): `save_checkpoint` recomputes the weights' checksum, so the record still describes them.
+    """
+    model = None
+    if run.ship_weights:
+        model = run.build(run.model)
+        load_checkpoint(stem, model, expect_hash=run.hash())
+    return save_checkpoint(stem, model, record)
 
 
 def compact_history(history: dict, points: int, digits: int = 5, parts: Sequence[str] | None = None) -> dict:
@@ -157,4 +166,4 @@ def script(doc: str, names: Sequence[str], measure: Callable[[], dict], stored: 
     return 0
 
 
-__all__ = ["train_missing", "read_records", "store_targets", "compact_history", "command_line", "script"]
+__all__ = ["train_missing", "read_records", "store_targets", "rewrite_record", "compact_history", "command_line", "script"]
